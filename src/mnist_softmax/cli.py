@@ -1,0 +1,337 @@
+"""The `mnist-softmax` command: parse, run one command inside one error boundary, report.
+
+Results go to stdout (JSON with --json), progress and diagnostics to stderr. Every expected failure is one line,
+`error: <what>`, and an exit code from errors.ExitCode; --traceback shows the Python traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import ExitCode, MnistSoftmaxError, UsageError
+
+EPILOG = (
+    "exit codes: 0 ok, 1 internal error, 2 usage, 3 data missing or invalid, 4 download failed, 5 bad model file, "
+    "6 training diverged, 7 output not writable"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exits 2."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(ExitCode.USAGE)
+
+
+def _number(kind, *, minimum=None, strict=True):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if minimum is not None and (value <= minimum if strict else value < minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text}")
+        return value
+
+    return parse
+
+
+def _say(args, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_train(args) -> int:
+    """Train softmax regression and write a run directory (model.npz, metrics.json, history.csv)."""
+    from .data import load_dataset
+    from .progress import download_progress
+    from .recipes import get_recipe
+    from .train import default_run_dir, train, write_run
+
+    recipe = get_recipe(args.recipe).with_overrides(
+        learning_rate=args.learning_rate,
+        momentum=args.momentum,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        epochs=args.epochs,
+        l2=args.l2,
+    )
+    out = Path(args.out) if args.out else default_run_dir(args.dataset, recipe.name)
+    started = time.perf_counter()
+    dataset = load_dataset(args.dataset, args.data_dir, download=not args.offline, progress=download_progress(args.quiet))
+    _say(args, f"training {args.dataset} with the {recipe.name} recipe ...")
+    run = train(dataset, recipe, seed=args.seed, validation_size=args.validation_size)
+    write_run(run, out)
+    m = run.metrics
+    if args.json:
+        print(json.dumps({**m, "run_dir": str(out), "total_seconds": round(time.perf_counter() - started, 3)}))
+        return ExitCode.OK
+    source = Path(dataset.sources["train_images"]).parent if dataset.sources["train_images"] != "bundled" else "bundled"
+
+    def pct(key):
+        return "-" if m[key] is None else f"{100 * m[key]:.2f}%"
+
+    print(f"data      {dataset.spec.name}: {m['n_train']:,} train / {m['n_validation']:,} validation / "
+          f"{m['n_test']:,} test images ({source})")
+    print(f"recipe    {describe_recipe(recipe)}")
+    print(f"time      {m['train_seconds']:.2f} s training, {m['steps']:,} steps ({m['epochs']:.2f} epochs)")
+    print(f"accuracy  train {pct('train_accuracy')}  validation {pct('validation_accuracy')}  "
+          f"test {pct('test_accuracy')}")
+    print(f"run       {out}/  (model.npz, metrics.json, history.csv)")
+    return ExitCode.OK
+
+
+def describe_recipe(recipe) -> str:
+    """One line of what a recipe does, for people."""
+    length = f"{recipe.steps:,} steps" if recipe.steps else f"{recipe.epochs:g} epochs"
+    if recipe.solver == "lbfgs":
+        return f"{recipe.name}: L-BFGS, up to {recipe.steps or recipe.epochs} iterations, tol {recipe.tol:g}, l2 {recipe.l2:g}"
+    parts = [f"{recipe.name}: SGD", f"learning rate {recipe.learning_rate:g}"
+             + (" with cosine decay" if recipe.schedule == "cosine" else ""), f"batch {recipe.batch_size}", length]
+    if recipe.momentum:
+        parts.insert(1, f"momentum {recipe.momentum:g}")
+    if recipe.l2:
+        parts.append(f"l2 {recipe.l2:g}")
+    return ", ".join(parts)
+
+
+def cmd_evaluate(args) -> int:
+    """Measure a saved model on a dataset split: accuracy, per-class precision and recall, confusion counts."""
+    import numpy as np
+
+    from .data import load_dataset
+    from .metrics import confusion_matrix, per_class
+    from .modelfile import load_model
+    from .progress import download_progress
+
+    model = load_model(args.model)
+    name = args.dataset or model.metadata.get("dataset", {}).get("name")
+    if not name:
+        raise UsageError(f"{args.model} does not say which dataset it was trained on; pass --dataset")
+    dataset = load_dataset(name, args.data_dir, download=not args.offline, progress=download_progress(args.quiet))
+    if args.split == "test":
+        images, labels = dataset.test_images, dataset.test_labels
+    else:
+        size = model.metadata.get("dataset", {}).get("validation_size")
+        _, _, images, labels = dataset.split(size)
+        if args.split == "train":
+            images, labels, _, _ = dataset.split(size)
+    if not len(labels):
+        raise UsageError(f"the {args.split} split of {name} is empty for this model")
+    k = len(model.classes)
+    if k != len(dataset.spec.class_names):
+        raise UsageError(f"the model has {k} classes, {name} has {len(dataset.spec.class_names)}")
+    pred = np.argmax(model.logits(images), axis=1)
+    confusion = confusion_matrix(labels, pred, k)
+    stats = per_class(confusion)
+    accuracy = float(np.trace(confusion) / confusion.sum())
+    names = list(dataset.spec.class_names)
+    if args.json:
+        print(json.dumps({
+            "model": str(args.model), "dataset": name, "split": args.split, "n": int(confusion.sum()),
+            "accuracy": round(accuracy, 6), "class_names": names,
+            "per_class": {key: [round(float(v), 6) for v in values] for key, values in stats.items()},
+            "confusion": confusion.tolist(),
+        }))
+        return ExitCode.OK
+    print(f"{name} {args.split} split: {int(confusion.sum()):,} images, accuracy {100 * accuracy:.2f}%\n")
+    width = max(len(n) for n in names)
+    print(f"{'class':<{width}}  precision  recall     f1  support")
+    for i, n in enumerate(names):
+        print(f"{n:<{width}}  {stats['precision'][i]:9.4f}  {stats['recall'][i]:6.4f}  {stats['f1'][i]:.4f}  "
+              f"{int(stats['support'][i]):7,}")
+    print("\nconfusion (rows: true class, columns: predicted)")
+    cells = max(5, len(str(confusion.max())) + 1)
+    short = [n[:cells - 1] for n in names]
+    print(" " * (width + 1) + "".join(f"{s:>{cells}}" for s in short))
+    for i, n in enumerate(names):
+        print(f"{n:<{width}} " + "".join(f"{c:>{cells}}" for c in confusion[i]))
+    return ExitCode.OK
+
+
+def cmd_data_fetch(args) -> int:
+    """Download a dataset into the cache (verifying every file), or check that it is already there."""
+    from .data import dataset_cache, load_dataset
+    from .datasets import get_dataset
+    from .progress import download_progress
+
+    spec = get_dataset(args.dataset)
+    dataset = load_dataset(spec.name, download=True, progress=download_progress(args.quiet))
+    report = {"dataset": spec.name, "files": dataset.sources, "cache": str(dataset_cache(spec))}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{spec.name}: all files present and verified")
+        for role, path in dataset.sources.items():
+            print(f"  {role:<13} {path}")
+    return ExitCode.OK
+
+
+def cmd_data_verify(args) -> int:
+    """Re-hash every file of a dataset against its pinned SHA-256 (the decompressed payload)."""
+    from .data import verify_dataset
+
+    results = verify_dataset(args.dataset, args.data_dir)
+    bad = [r for r in results if r[2]]
+    if args.json:
+        print(json.dumps({"dataset": args.dataset, "ok": not bad,
+                          "files": [{"name": n, "path": p, "problem": e} for n, p, e in results]}))
+    else:
+        for name, path, problem in results:
+            print(f"{'ok  ' if not problem else 'FAIL'}  {name:<24} {problem or path}")
+    if bad:
+        print(f"error: {len(bad)} of {len(results)} files missing or invalid; run "
+              f"'mnist-softmax data fetch --dataset {args.dataset}'", file=sys.stderr)
+        return ExitCode.DATA
+    return ExitCode.OK
+
+
+def cmd_data_info(args) -> int:
+    """Show the datasets: classes, mirrors, checksums and where each file is found now."""
+    from .data import cache_root, dataset_cache, locate, mirrors
+    from .datasets import DATASETS
+
+    names = [args.dataset] if args.dataset else list(DATASETS)
+    info = []
+    for name in names:
+        spec = DATASETS.get(name)
+        if spec is None:
+            raise UsageError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+        found = locate(spec, args.data_dir) if spec.files else {}
+        info.append({
+            "name": spec.name, "title": spec.title, "classes": list(spec.class_names),
+            "image_shape": list(spec.image_shape), "license": spec.license,
+            "cache": str(dataset_cache(spec)) if spec.files else None, "mirrors": list(mirrors(spec)),
+            "files": [{"name": f.name, "sha256": f.sha256, "found": str(found[f.role]) if found[f.role] else None}
+                      for f in spec.files],
+        })
+    if args.json:
+        print(json.dumps({"cache_root": str(cache_root()), "datasets": info}))
+        return ExitCode.OK
+    print(f"cache root: {cache_root()}")
+    for d in info:
+        print(f"\n{d['name']}: {d['title']}")
+        print(f"  classes  {', '.join(d['classes'])}")
+        print(f"  images   {d['image_shape'][0]}x{d['image_shape'][1]}, license {d['license']}")
+        if not d["files"]:
+            print("  files    bundled with scikit-learn, no download needed")
+            continue
+        print(f"  cache    {d['cache']}")
+        for m in d["mirrors"]:
+            print(f"  mirror   {m}")
+        for f in d["files"]:
+            print(f"  {f['name']:<24} sha256 {f['sha256'][:16]}...  {f['found'] or 'not present'}")
+    return ExitCode.OK
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
+    common.add_argument("--traceback", action="store_true", help="show Python tracebacks (for developers)")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data-dir", metavar="DIR",
+                      help="folder holding the four IDX files (.gz or not); default: $MNIST_SOFTMAX_DATA_DIR, the cache")
+    data.add_argument("--offline", action="store_true", help="never download (also: MNIST_SOFTMAX_OFFLINE=1)")
+
+    parser = _Parser(
+        prog="mnist-softmax",
+        description="Softmax regression on MNIST-format data: train, evaluate, manage datasets.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"mnist-softmax {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    from .datasets import DATASETS
+    from .recipes import RECIPES
+
+    p = sub.add_parser("train", parents=[common, data], help=cmd_train.__doc__, description=cmd_train.__doc__,
+                       epilog=EPILOG)
+    p.add_argument("--dataset", default="mnist", choices=list(DATASETS), help="default: mnist")
+    p.add_argument("--recipe", default="default", choices=list(RECIPES),
+                   help="default: fastest to the best accuracy; tutorial: TensorFlow's mnist_softmax.py; "
+                        "optimal: L-BFGS to tight tolerance")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory to create (default: a new one under runs/)")
+    p.add_argument("--learning-rate", type=_number(float, minimum=0), metavar="RATE")
+    p.add_argument("--momentum", type=_number(float, minimum=0, strict=False), metavar="BETA")
+    p.add_argument("--batch-size", type=_number(int, minimum=0), metavar="N")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_number(int, minimum=0), metavar="N", help="updates (L-BFGS: iterations)")
+    length.add_argument("--epochs", type=_number(float, minimum=0), metavar="N", help="passes over the training set")
+    p.add_argument("--l2", type=_number(float, minimum=0, strict=False), metavar="LAMBDA",
+                   help="L2 penalty: loss + LAMBDA/2 * ||W||^2")
+    p.add_argument("--seed", type=_number(int, minimum=0, strict=False), default=0, help="default: 0")
+    p.add_argument("--validation-size", type=_number(int, minimum=0, strict=False), metavar="N",
+                   help="last N training images held out (default: 5000; 0 trains on all)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", parents=[common, data], help=cmd_evaluate.__doc__,
+                       description=cmd_evaluate.__doc__, epilog=EPILOG)
+    p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
+    p.add_argument("--dataset", choices=list(DATASETS), help="default: the dataset the model was trained on")
+    p.add_argument("--split", default="test", choices=["test", "validation", "train"], help="default: test")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("data", help="download, verify and describe datasets", description="Manage datasets.")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser, required=True)
+    names = [n for n in DATASETS if n != "digits"]
+    q = dsub.add_parser("fetch", parents=[common], help=cmd_data_fetch.__doc__, description=cmd_data_fetch.__doc__)
+    q.add_argument("--dataset", default="mnist", choices=names, help="default: mnist")
+    q.set_defaults(func=cmd_data_fetch)
+    q = dsub.add_parser("verify", parents=[common], help=cmd_data_verify.__doc__,
+                        description=cmd_data_verify.__doc__)
+    q.add_argument("--dataset", default="mnist", choices=names, help="default: mnist")
+    q.add_argument("--data-dir", metavar="DIR", help="verify this folder instead of the cache")
+    q.set_defaults(func=cmd_data_verify)
+    q = dsub.add_parser("info", parents=[common], help=cmd_data_info.__doc__, description=cmd_data_info.__doc__)
+    q.add_argument("--dataset", choices=list(DATASETS), help="default: all")
+    q.add_argument("--data-dir", metavar="DIR", help="look for the files in this folder")
+    q.set_defaults(func=cmd_data_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point: parse, run, and turn every expected failure into one line and an exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
+    try:
+        return int(args.func(args))
+    except MnistSoftmaxError as exc:
+        if args.traceback:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        if args.traceback:
+            raise
+        print("error: out of memory", file=sys.stderr)
+        return ExitCode.INTERNAL
+    except BrokenPipeError:
+        return ExitCode.OK
+    except Exception as exc:  # the boundary: a bug, reported in one line unless --traceback
+        if args.traceback:
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --traceback and report it)",
+              file=sys.stderr)
+        return ExitCode.INTERNAL

@@ -1,0 +1,90 @@
+"""Downloading dataset files: each mirror in turn, verified before anything enters the cache.
+
+A file is streamed to a hidden temporary file beside its destination, decoded and hashed, and renamed into place
+only if its payload has the expected SHA-256. Any failure (HTTP error, timeout, truncation, corrupt gzip, wrong
+checksum) removes the temporary file and moves on to the next mirror, so the cache never holds half a file.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .datasets import FileSpec
+from .errors import DataError, DownloadError
+from .files import atomic_write
+from .idx import IdxFile, read_idx
+
+Progress = Callable[[int, "int | None"], None]  # (bytes so far, total bytes or None)
+TIMEOUT = 30.0  # seconds without a byte before a mirror counts as stalled
+
+
+def _user_agent() -> str:
+    from . import __version__
+
+    return f"mnist-softmax/{__version__} (+https://pypi.org/project/mnist-softmax/)"
+
+
+def _stream(url: str, out, timeout: float, progress: Progress | None) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": _user_agent()})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        done = 0
+        while chunk := response.read(1 << 16):
+            out.write(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        if total is not None and done != total:
+            raise http.client.IncompleteRead(b"", total - done)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"cannot connect ({exc.reason})"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "connection closed before the whole file arrived"
+    return str(exc) or type(exc).__name__
+
+
+def fetch_file(
+    spec: FileSpec,
+    mirrors: Sequence[str],
+    dest_dir: Path,
+    *,
+    timeout: float = TIMEOUT,
+    progress: Callable[[str], Progress | None] | None = None,
+) -> tuple[Path, IdxFile]:
+    """Download `spec` from the first mirror that serves a valid copy into `dest_dir`/NAME.gz.
+
+    `progress(url)` may return a callback for that transfer. Returns the final path and the decoded file. Raises
+    DownloadError listing each mirror's failure when none succeeds.
+    """
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / f"{spec.name}.gz"
+    failures = []
+    for base in mirrors:
+        url = base.rstrip("/") + f"/{spec.name}.gz"
+        try:
+            with atomic_write(target) as out:
+                _stream(url, out, timeout, progress(url) if progress else None)
+                out.flush()
+                decoded = read_idx(out.name)
+                if decoded.sha256 != spec.sha256:
+                    raise DataError(f"checksum mismatch: payload SHA-256 {decoded.sha256}, expected {spec.sha256}")
+            return target, decoded
+        except PermissionError:
+            raise
+        except (OSError, http.client.HTTPException, DataError, ValueError) as exc:
+            failures.append(f"{url}: {_describe(exc)}")
+    tried = "; ".join(failures) if failures else "no mirrors configured"
+    raise DownloadError(f"could not download {spec.name}: {tried}")

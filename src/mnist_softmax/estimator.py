@@ -1,0 +1,122 @@
+"""SoftmaxClassifier: softmax regression as a scikit-learn estimator (Pipeline, GridSearchCV, check_estimator).
+
+This module imports scikit-learn; `import mnist_softmax` loads it only when SoftmaxClassifier is first used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .model import Preprocessing, SoftmaxModel, binary_margin, log_softmax, softmax
+from .recipes import get_recipe
+from .solvers import solve
+
+
+class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
+    """Multinomial logistic (softmax) regression trained by a named recipe.
+
+    Parameters left at None take the recipe's value: `recipe="default"` (momentum SGD, 5 epochs, cosine decay,
+    l2=1e-4) reaches the linear model's best MNIST accuracy in well under a second; `"tutorial"` is TensorFlow's
+    mnist_softmax.py (plain SGD, rate 0.5, batch 64, 1000 steps); `"optimal"` is L-BFGS to tight tolerance on
+    mean cross-entropy + (l2 / 2) ||W||^2, which equals scikit-learn's LogisticRegression(C=1 / (n_samples * l2)).
+    Inputs are used as given: scale pixels to [0, 1] first (X / 255).
+    """
+
+    def __init__(
+        self,
+        recipe="default",
+        *,
+        learning_rate=None,
+        momentum=None,
+        batch_size=None,
+        epochs=None,
+        steps=None,
+        l2=None,
+        tol=None,
+        random_state=None,
+    ):
+        self.recipe = recipe
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.steps = steps
+        self.l2 = l2
+        self.tol = tol
+        self.random_state = random_state
+
+    def _recipe(self):
+        return get_recipe(self.recipe).with_overrides(
+            learning_rate=self.learning_rate,
+            momentum=self.momentum,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            steps=self.steps,
+            l2=self.l2,
+            tol=self.tol,
+        )
+
+    def fit(self, X, y, eval_set=None):
+        """Fit to X (n, d) and y (n,); `eval_set=(X_val, y_val)` adds validation curves to `history_`.
+
+        `history_` maps "step", "epoch", "train_loss", "train_accuracy" (and "validation_*") to arrays, one
+        entry per record point of the recipe.
+        """
+        recipe = self._recipe()
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"this solver needs samples of at least 2 classes in the data, but the data contains only one "
+                f"class: {self.classes_[0]!r}"
+            )
+        monitor = {}
+        if eval_set is not None:
+            X_val, y_val = eval_set
+            X_val = validate_data(self, X_val, reset=False, dtype=[np.float32, np.float64])
+            monitor["validation"] = (X_val, encoder.transform(y_val))
+        rng = np.random.default_rng(self._seed())
+        solution = solve(X, encoder.transform(y), len(self.classes_), recipe, rng, monitor=monitor)
+        self.coef_ = solution.coef
+        self.intercept_ = solution.intercept
+        self.history_ = solution.history
+        self.n_iter_ = solution.n_steps
+        self.n_epochs_ = solution.n_epochs
+        return self
+
+    def _seed(self):
+        if isinstance(self.random_state, np.random.RandomState):
+            return self.random_state.randint(2**31)
+        return self.random_state
+
+    def _logits(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        return X.astype(np.float32, copy=False) @ self.coef_.T + self.intercept_  # (n, k)
+
+    def decision_function(self, X):
+        """Class scores (logits), shape (n, k); for two classes, as scikit-learn does, the margin (n,)."""
+        return binary_margin(self._logits(X))
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n, k)."""
+        return softmax(self._logits(X))
+
+    def predict_log_proba(self, X):
+        return log_softmax(self._logits(X))
+
+    def predict(self, X):
+        """The most probable class label of each row of X."""
+        return self.classes_[np.argmax(self._logits(X), axis=1)]
+
+    def to_model(self, **metadata) -> SoftmaxModel:
+        """The fitted weights as a SoftmaxModel, ready for `save_model` (inputs used as given: scale 1)."""
+        check_is_fitted(self)
+        metadata = {"hyperparameters": self._recipe().to_json(), **metadata}
+        return SoftmaxModel(self.coef_, self.intercept_, self.classes_, Preprocessing(scale=1.0), metadata=metadata)

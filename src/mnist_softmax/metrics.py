@@ -1,0 +1,60 @@
+"""Measuring a linear classifier: curves over many weight snapshots at once, and per-class metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_BLOCK = 1 << 22  # logits computed per chunk of rows: about 16 MB of float32
+
+
+def curves(coefs: np.ndarray, intercepts: np.ndarray, X, y, scale: float = 1.0):
+    """Mean cross-entropy and accuracy of every snapshot on (X, y).
+
+    coefs (s, k, d) and intercepts (s, k) are s snapshots of one model; X (n, d) raw inputs, multiplied by `scale`
+    chunk by chunk so that no float copy of X is made. All snapshots share one matrix product per chunk, which
+    is what makes recording the tutorial's curves at every step affordable. Returns (loss (s,), accuracy (s,)).
+    """
+    s, k, d = coefs.shape
+    stacked = coefs.transpose(1, 0, 2).reshape(k * s, d).T  # (d, k*s), class-major so reductions over k are fast
+    bias = intercepts.T[None]  # (1, k, s)
+    rows = max(1, _BLOCK // (s * k))
+    total_loss = np.zeros(s)
+    correct = np.zeros(s, dtype=np.int64)
+    for start in range(0, len(y), rows):
+        xb = np.asarray(X[start : start + rows], dtype=np.float32)
+        if scale != 1.0:
+            xb *= np.float32(scale)
+        yb = np.asarray(y[start : start + rows]).astype(np.intp)
+        c = len(yb)
+        z = (xb @ stacked).reshape(c, k, s)
+        z += bias
+        z -= z.max(axis=1, keepdims=True)  # now the predicted class scores exactly 0
+        true = z[np.arange(c), yb]  # (c, s)
+        hit = true == 0
+        tied = hit & ((z == 0).sum(axis=1) > 1)
+        if tied.any():  # break ties as predict's argmax does: the first class wins
+            r, t = np.nonzero(tied)
+            hit[r, t] = z[r, :, t].argmax(axis=1) == yb[r]
+        np.exp(z, out=z)
+        total_loss += (np.log(z.sum(axis=1)) - true).sum(axis=0, dtype=np.float64)
+        correct += hit.sum(axis=0)
+    return total_loss / len(y), correct / len(y)
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
+    """Counts (k, k): row = true class index, column = predicted class index."""
+    return np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred), minlength=n_classes**2).reshape(
+        n_classes, n_classes
+    )
+
+
+def per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support of each class from a confusion matrix (0 where undefined)."""
+    tp = np.diag(confusion).astype(float)
+    predicted = confusion.sum(axis=0)
+    support = confusion.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}

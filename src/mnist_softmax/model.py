@@ -1,0 +1,148 @@
+"""Softmax regression: the math, and a trained model that predicts from raw pixels.
+
+logits = x W^T + b for x of d features, W of shape (k, d) and b of shape (k,); probabilities are the softmax of
+the logits and the loss is the mean cross-entropy, computed through log-sum-exp so that no exponential overflows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import UsageError
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise log-probabilities of logits z (..., k), stable for any finite z."""
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise probabilities of logits z (..., k)."""
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def binary_margin(z: np.ndarray) -> np.ndarray:
+    """scikit-learn's convention for decision_function: logits (n, k), except (n,) margins when k == 2."""
+    return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
+
+
+def loss_and_grad(W, b, X, y, l2=0.0, mu=None):
+    """Mean cross-entropy plus (l2 / 2) ||W||^2, and its gradient, for a batch.
+
+    W (k, d), b (k,), X (n, d), y (n,) integer class indices. With `mu` (d,) the model is parametrised on centred
+    inputs, logits = (x - mu) W^T + b, which is the same function class and far better conditioned; X itself is
+    not modified. Returns (loss as a Python float, dW (k, d), db (k,)).
+    """
+    n = len(y)
+    offset = b if mu is None else b - W @ mu
+    z = X @ W.T + offset  # (n, k)
+    z -= z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=1))
+    rows = np.arange(n)
+    loss = float(np.mean(lse - z[rows, y], dtype=np.float64))
+    p = np.exp(z - lse[:, None])  # (n, k) probabilities
+    p[rows, y] -= 1
+    p /= n
+    db = p.sum(axis=0)
+    dW = p.T @ X  # (k, d)
+    if mu is not None:
+        dW -= np.outer(db, mu)
+    if l2:
+        loss += 0.5 * l2 * float(np.dot(W.ravel(), W.ravel()))
+        dW += l2 * W
+    return loss, dW, db
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What turns raw inputs into the model's features; stored with the model and applied by every prediction."""
+
+    scale: float = 1.0  # features = raw values * scale (1/255 for 8-bit images)
+    image_shape: tuple[int, ...] | None = None  # (h, w) for image data
+
+    def apply(self, X) -> np.ndarray:
+        """Raw inputs (n, h, w) or (n, d) of any numeric type -> float32 features (n, d)."""
+        X = np.asarray(X)
+        if X.ndim == 3:
+            X = X.reshape(len(X), -1)
+        if X.ndim != 2:
+            raise UsageError(f"expected inputs of shape (n, features) or (n, height, width), got shape {X.shape}")
+        if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+            raise UsageError(f"expected numeric inputs, got dtype {X.dtype}")
+        X = X.astype(np.float32) * np.float32(self.scale)
+        if not np.isfinite(X).all():
+            raise UsageError("inputs contain NaN or infinity")
+        return X
+
+    def to_json(self) -> dict:
+        return {"scale": self.scale, "image_shape": list(self.image_shape) if self.image_shape else None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Preprocessing:
+        shape = data.get("image_shape")
+        return cls(scale=float(data["scale"]), image_shape=tuple(int(s) for s in shape) if shape else None)
+
+
+@dataclass
+class SoftmaxModel:
+    """A trained softmax regression that predicts from raw inputs, applying its own preprocessing.
+
+    Offers the prediction methods of scikit-learn classifiers; `load_model` returns one of these.
+    """
+
+    coef: np.ndarray  # (k, d) float32
+    intercept: np.ndarray  # (k,) float32
+    classes: np.ndarray  # (k,) the labels predict() returns
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    class_names: tuple[str, ...] = ()  # human names of the classes, e.g. "Ankle boot"
+    metadata: dict = field(default_factory=dict)  # dataset, hyperparameters, metrics, version
+
+    @property
+    def coef_(self) -> np.ndarray:
+        return self.coef
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        return self.intercept
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.classes
+
+    @property
+    def n_features_in_(self) -> int:
+        return self.coef.shape[1]
+
+    def features(self, X) -> np.ndarray:
+        """Raw inputs -> the (n, d) float32 features the weights apply to."""
+        X = self.preprocessing.apply(X)
+        if X.shape[1] != self.coef.shape[1]:
+            raise UsageError(f"model expects {self.coef.shape[1]} features per input, got {X.shape[1]}")
+        return X
+
+    def logits(self, X) -> np.ndarray:
+        """Class scores, shape (n, k), whatever the number of classes."""
+        return self.features(X) @ self.coef.T + self.intercept
+
+    def decision_function(self, X) -> np.ndarray:
+        """Class scores (logits), shape (n, k); for two classes, as scikit-learn does, the margin (n,)."""
+        return binary_margin(self.logits(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n, k)."""
+        return softmax(self.logits(X))
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        return log_softmax(self.logits(X))
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class label of each input, shape (n,)."""
+        return self.classes[np.argmax(self.logits(X), axis=1)]
+
+    def score(self, X, y) -> float:
+        """Mean accuracy on (X, y)."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))

@@ -1,0 +1,91 @@
+"""Training recipes: named, complete sets of hyperparameters.
+
+`tutorial` is TensorFlow's classic mnist_softmax.py exactly; `default` is the fastest route to the linear model's
+best test accuracy; `optimal` solves the L2-regularised problem to tight tolerance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    solver: str = "sgd"  # "sgd" (mini-batch) or "lbfgs" (full batch, exact loss and gradient)
+    learning_rate: float = 0.5
+    momentum: float = 0.0  # heavy-ball momentum of SGD; 0 is plain SGD
+    batch_size: int = 128
+    epochs: float | None = None  # passes over the training set; `steps` wins when both are set
+    steps: int | None = None  # SGD updates, or L-BFGS iterations
+    schedule: str = "constant"  # learning rate "constant", or "cosine" decay to zero at the last step
+    l2: float = 0.0  # objective = mean cross-entropy + (l2 / 2) ||W||^2
+    center: bool = False  # optimise on centred inputs (same model, better conditioned)
+    record: str = "epoch"  # record the curves every "step" or every "epoch"
+    test_curves: bool = False  # also record test-set curves (the tutorial does; model selection must not)
+    tol: float = 1e-6  # L-BFGS: stop when the largest gradient component is below this
+
+    def with_overrides(self, **overrides) -> Recipe:
+        """A copy with the given non-None fields replaced and checked; `steps` and `epochs` replace each other."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if "steps" in overrides and "epochs" in overrides:
+            raise UsageError("give either steps or epochs, not both")
+        if "steps" in overrides:
+            overrides["epochs"] = None
+        if "epochs" in overrides:
+            overrides["steps"] = None
+        recipe = dataclasses.replace(self, **overrides)
+        recipe.check()
+        return recipe
+
+    def check(self) -> None:
+        """Raise UsageError naming the first value that is not allowed."""
+        rules = [
+            ("learning_rate", self.learning_rate > 0, "> 0"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
+            ("epochs", self.epochs is None or self.epochs > 0, "> 0"),
+            ("steps", self.steps is None or (_is_int(self.steps) and self.steps >= 1), "an integer >= 1"),
+            ("l2", self.l2 >= 0, ">= 0"),
+            ("tol", self.tol > 0, "> 0"),
+            ("solver", self.solver in ("sgd", "lbfgs"), "'sgd' or 'lbfgs'"),
+            ("schedule", self.schedule in ("constant", "cosine"), "'constant' or 'cosine'"),
+            ("record", self.record in ("step", "epoch"), "'step' or 'epoch'"),
+        ]
+        for name, ok, allowed in rules:
+            value = getattr(self, name)
+            if not ok or (isinstance(value, float) and value != value):
+                raise UsageError(f"{name} must be {allowed}, got {value!r}")
+        if self.epochs is None and self.steps is None:
+            raise UsageError("a recipe needs steps or epochs")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+RECIPES = {
+    r.name: r
+    for r in (
+        Recipe("tutorial", learning_rate=0.5, batch_size=64, steps=1000, record="step", test_curves=True),
+        Recipe(
+            "default", learning_rate=0.5, momentum=0.9, batch_size=128, epochs=5, schedule="cosine", l2=1e-4,
+            center=True,
+        ),
+        Recipe("optimal", solver="lbfgs", steps=1000, l2=1e-4, center=True, record="step"),
+    )
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise UsageError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}") from None

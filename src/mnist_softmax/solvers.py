@@ -1,0 +1,152 @@
+"""Solvers: plain functions, looked up by name, that fit W (k, d) and b (k,) for a recipe.
+
+`solve` is the one entry point: it shuffles the data into a float32 copy, runs the recipe's solver, which reports
+snapshots of the weights at the recipe's record points, and turns the snapshots into curves afterwards, in one
+matrix product per chunk of data rather than one pass per snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DivergenceError
+from .metrics import curves
+from .model import loss_and_grad
+from .recipes import Recipe
+
+_GATHER_ROWS = 8192
+
+
+@dataclass
+class Solution:
+    coef: np.ndarray  # (k, d) float32
+    intercept: np.ndarray  # (k,) float32
+    history: dict[str, np.ndarray]  # step, epoch, then <set>_loss and <set>_accuracy for each recorded set
+    n_steps: int
+    n_epochs: float
+
+
+def shuffled_float32(X, order: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """X[order] as C-contiguous float32 times `scale`, built in chunks so no full-size temporary is made."""
+    out = np.empty((len(order), X.shape[1]), dtype=np.float32)
+    for start in range(0, len(order), _GATHER_ROWS):
+        rows = order[start : start + _GATHER_ROWS]
+        out[start : start + len(rows)] = X[rows]
+    if scale != 1.0:
+        out *= np.float32(scale)
+    return out
+
+
+class _Recorder:
+    """Collects weight snapshots (as the plain model, logits = x W^T + b) at the recipe's record points."""
+
+    def __init__(self, mu):
+        self.mu = mu
+        self.steps, self.epochs, self.coefs, self.intercepts = [], [], [], []
+
+    def __call__(self, step: int, epoch: float, W: np.ndarray, b: np.ndarray) -> None:
+        self.steps.append(step)
+        self.epochs.append(epoch)
+        self.coefs.append(W.copy())
+        self.intercepts.append(b.copy() if self.mu is None else b - W @ self.mu)
+
+
+def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mini-batch SGD with optional heavy-ball momentum and cosine decay, from zero weights.
+
+    X (n, d) float32 is already shuffled: batches are contiguous slices, visited in a new random order each epoch.
+    """
+    n, d = X.shape
+    B = min(recipe.batch_size, n)
+    batches = math.ceil(n / B)
+    total = recipe.steps or max(1, round(recipe.epochs * batches))
+    W = np.zeros((k, d), np.float32)
+    b = np.zeros(k, np.float32)
+    vW, vb = np.zeros_like(W), np.zeros_like(b)
+    record(0, 0.0, W, b)
+    t = 0
+    while t < total:
+        for i in rng.permutation(batches):
+            lr = recipe.learning_rate
+            if recipe.schedule == "cosine":
+                lr *= 0.5 * (1 + math.cos(math.pi * t / total))
+            loss, gW, gb = loss_and_grad(W, b, X[i * B : (i + 1) * B], y[i * B : (i + 1) * B], recipe.l2, mu)
+            if not math.isfinite(loss):
+                raise DivergenceError(
+                    f"training diverged at step {t + 1}: the loss is no longer finite; lower the learning rate "
+                    f"(now {recipe.learning_rate:g})"
+                )
+            vW *= recipe.momentum
+            vW -= np.float32(lr) * gW
+            vb *= recipe.momentum
+            vb -= np.float32(lr) * gb
+            W += vW
+            b += vb
+            t += 1
+            if recipe.record == "step" or t % batches == 0 or t == total:
+                record(t, t / batches, W, b)
+            if t == total:
+                break
+    return W, b, t
+
+
+def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> tuple[np.ndarray, np.ndarray, int]:
+    """Full-batch L-BFGS (scipy) on the exact regularised loss and gradient, to `recipe.tol`."""
+    from scipy.optimize import minimize
+
+    n, d = X.shape
+
+    def unpack(theta):
+        return theta[: k * d].reshape(k, d).astype(np.float32), theta[k * d :].astype(np.float32)
+
+    def objective(theta):
+        W, b = unpack(theta)
+        loss, gW, gb = loss_and_grad(W, b, X, y, recipe.l2, mu)
+        return loss, np.concatenate([gW.ravel(), gb]).astype(np.float64)
+
+    iterations = [0]
+    record(0, 0.0, *unpack(np.zeros(k * d + k)))
+
+    def callback(theta):
+        iterations[0] += 1
+        record(iterations[0], float(iterations[0]), *unpack(theta))
+
+    result = minimize(
+        objective,
+        np.zeros(k * d + k),
+        jac=True,
+        method="L-BFGS-B",
+        callback=callback,
+        options={"maxiter": recipe.steps or max(1, math.ceil(recipe.epochs)), "gtol": recipe.tol, "ftol": 1e-12},
+    )
+    W, b = unpack(result.x)
+    return W, b, iterations[0]
+
+
+SOLVERS = {"sgd": sgd, "lbfgs": lbfgs}
+
+
+def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, scale: float = 1.0, monitor=None):
+    """Fit softmax regression to X (n, d) raw inputs times `scale` and y (n,) class indices in [0, n_classes).
+
+    `monitor` maps names to (X, y) sets whose loss and accuracy are recorded with the training set's at every
+    record point of the recipe. Returns a Solution with the plain-model weights and the history.
+    """
+    order = rng.permutation(len(y))
+    Xs = shuffled_float32(X, order, scale)
+    ys = np.asarray(y)[order].astype(np.intp)
+    mu = Xs.mean(axis=0, dtype=np.float64).astype(np.float32) if recipe.center else None
+    recorder = _Recorder(mu)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        W, b, steps = SOLVERS[recipe.solver](Xs, ys, n_classes, recipe, rng, mu, recorder)
+    if recorder.steps[-1] != steps:
+        recorder(steps, recorder.epochs[-1], W, b)
+    coefs, intercepts = np.stack(recorder.coefs), np.stack(recorder.intercepts)
+    history = {"step": np.array(recorder.steps), "epoch": np.array(recorder.epochs)}
+    for name, (Xm, ym, s) in {"train": (Xs, ys, 1.0), **{k: (*v, scale) for k, v in (monitor or {}).items()}}.items():
+        history[f"{name}_loss"], history[f"{name}_accuracy"] = curves(coefs, intercepts, Xm, ym, s)
+    epochs = recorder.epochs[-1] if recipe.solver == "sgd" else float(steps)
+    return Solution(W, b if mu is None else b - W @ mu, history, steps, epochs)

@@ -1,0 +1,151 @@
+"""A training run: dataset and recipe in, model, metrics and curves out, written to a run directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset
+from .errors import OutputError
+from .files import make_dir_public
+from .metrics import curves
+from .model import Preprocessing, SoftmaxModel
+from .modelfile import save_model
+from .recipes import Recipe
+from .solvers import solve
+
+
+@dataclass
+class Run:
+    """What a training run produced."""
+
+    model: SoftmaxModel
+    metrics: dict
+    history: dict[str, np.ndarray]
+
+
+def _flat(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1)
+
+
+def train(dataset: Dataset, recipe: Recipe, *, seed: int = 0, validation_size: int | None = None) -> Run:
+    """Train on the dataset's training split, select on validation, report on test (used for nothing else)."""
+    spec = dataset.spec
+    X, y, X_val, y_val = dataset.split(validation_size)
+    scale = 1.0 / spec.pixel_max
+    k = len(spec.class_names)
+    monitor = {}
+    if len(y_val):
+        monitor["validation"] = (_flat(X_val), y_val)
+    if recipe.test_curves:
+        monitor["test"] = (_flat(dataset.test_images), dataset.test_labels)
+    started = time.perf_counter()
+    solution = solve(_flat(X), y, k, recipe, np.random.default_rng(seed), scale=scale, monitor=monitor)
+    seconds = time.perf_counter() - started
+
+    metrics = {
+        "dataset": spec.name,
+        "recipe": recipe.name,
+        "seed": seed,
+        "n_train": len(y),
+        "n_validation": len(y_val),
+        "n_test": len(dataset.test_labels),
+        "steps": solution.n_steps,
+        "epochs": round(solution.n_epochs, 4),
+        "train_seconds": round(seconds, 4),
+    }
+    # The history's last point is the final model, so only the test set still needs a pass.
+    for name in ("train", "validation"):
+        recorded = f"{name}_loss" in solution.history
+        metrics[f"{name}_loss"] = round(float(solution.history[f"{name}_loss"][-1]), 6) if recorded else None
+        metrics[f"{name}_accuracy"] = round(float(solution.history[f"{name}_accuracy"][-1]), 6) if recorded else None
+    loss, accuracy = curves(
+        solution.coef[None], solution.intercept[None], _flat(dataset.test_images), dataset.test_labels, scale
+    )
+    metrics["test_loss"] = round(float(loss[0]), 6)
+    metrics["test_accuracy"] = round(float(accuracy[0]), 6)
+
+    from . import __version__
+
+    model = SoftmaxModel(
+        solution.coef,
+        solution.intercept,
+        np.arange(k),
+        Preprocessing(scale=scale, image_shape=spec.image_shape),
+        spec.class_names,
+        metadata={
+            "dataset": {
+                "name": spec.name,
+                "title": spec.title,
+                "checksums": dataset.checksums,
+                "validation_size": len(y_val),
+            },
+            "hyperparameters": recipe.to_json(),
+            "seed": seed,
+            "metrics": metrics,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "package_version": __version__,
+        },
+    )
+    return Run(model, metrics, solution.history)
+
+
+def history_csv(history: dict[str, np.ndarray]) -> str:
+    """The curves as CSV text, one row per record point."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(history)
+    columns = [history[name] for name in history]
+    for row in zip(*columns):
+        writer.writerow(f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row)
+    return out.getvalue()
+
+
+def default_run_dir(dataset: str, recipe: str, root: Path = Path("runs")) -> Path:
+    """A fresh directory name under `root`: runs/<dataset>-<recipe>-<timestamp>[-N]."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = root / f"{dataset}-{recipe}-{stamp}"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{dataset}-{recipe}-{stamp}-{n}"
+    return candidate
+
+
+def write_run(run: Run, out_dir: Path) -> Path:
+    """Write model.npz, metrics.json and history.csv into `out_dir`, all or nothing.
+
+    The files are written to a hidden sibling directory that is renamed into place at the end, so an interrupted
+    or failed write leaves no partial run. `out_dir` must not exist, or be empty.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise OutputError(f"{out_dir} already exists and is not an empty directory; choose another --out")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
+        make_dir_public(staging)
+    except OSError as exc:
+        raise OutputError(f"cannot create the run directory {out_dir}: {exc.strerror or exc}") from None
+    try:
+        save_model(run.model, staging / "model.npz")
+        (staging / "metrics.json").write_text(json.dumps(run.metrics, indent=2) + "\n")
+        (staging / "history.csv").write_text(history_csv(run.history))
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(staging, out_dir)
+    except OSError as exc:
+        raise OutputError(f"cannot write the run directory {out_dir}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
