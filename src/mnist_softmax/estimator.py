@@ -113,7 +113,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """The most probable class label of each row of X."""
-        return self.classes_[np.argmax(self._logits(X), axis=1)]
+        scores = self._logits(X)
+        return self.classes_[np.argmax(scores, axis=1)]
 
     def to_model(self, **metadata) -> SoftmaxModel:
         """The fitted weights as a SoftmaxModel, ready for `save_model` (inputs used as given: scale 1)."""

@@ -26,6 +26,7 @@ class Recipe:
     batch_size: int = 128
     epochs: float | None = None  # passes over the training set; `steps` wins when both are set
     steps: int | None = None  # SGD updates, or L-BFGS iterations
+    min_steps: int = 0  # with `epochs`, at least this many updates, so small datasets train long enough
     schedule: str = "constant"  # learning rate "constant", or "cosine" decay to zero at the last step
     l2: float = 0.0  # objective = mean cross-entropy + (l2 / 2) ||W||^2
     center: bool = False  # optimise on centred inputs (same model, better conditioned)
@@ -39,9 +40,9 @@ class Recipe:
         if "steps" in overrides and "epochs" in overrides:
             raise UsageError("give either steps or epochs, not both")
         if "steps" in overrides:
-            overrides["epochs"] = None
-        if "epochs" in overrides:
-            overrides["steps"] = None
+            overrides.update(epochs=None, min_steps=0)
+        elif "epochs" in overrides:
+            overrides.update(steps=None, min_steps=0)
         recipe = dataclasses.replace(self, **overrides)
         recipe.check()
         return recipe
@@ -54,6 +55,7 @@ class Recipe:
             ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
             ("epochs", self.epochs is None or self.epochs > 0, "> 0"),
             ("steps", self.steps is None or (_is_int(self.steps) and self.steps >= 1), "an integer >= 1"),
+            ("min_steps", _is_int(self.min_steps) and self.min_steps >= 0, "an integer >= 0"),
             ("l2", self.l2 >= 0, ">= 0"),
             ("tol", self.tol > 0, "> 0"),
             ("solver", self.solver in ("sgd", "lbfgs"), "'sgd' or 'lbfgs'"),
@@ -76,8 +78,8 @@ RECIPES = {
     for r in (
         Recipe("tutorial", learning_rate=0.5, batch_size=64, steps=1000, record="step", test_curves=True),
         Recipe(
-            "default", learning_rate=0.5, momentum=0.9, batch_size=128, epochs=5, schedule="cosine", l2=1e-4,
-            center=True,
+            "default", learning_rate=0.5, momentum=0.9, batch_size=128, epochs=5, min_steps=1000, schedule="cosine",
+            l2=1e-4, center=True,
         ),
         Recipe("optimal", solver="lbfgs", steps=1000, l2=1e-4, center=True, record="step"),
     )

@@ -1,0 +1,103 @@
+"""SoftmaxClassifier as a scikit-learn citizen, and models saved from it."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import check_estimator
+
+from mnist_softmax import SoftmaxClassifier, load_model, save_model
+from mnist_softmax.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.2, random_state=0)
+
+
+def test_passes_check_estimator():
+    results = check_estimator(SoftmaxClassifier(), on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert failed == []
+    assert sum(r["status"] == "passed" for r in results) > 40
+
+
+def test_fit_predict_and_attributes(digits):
+    X_train, X_test, y_train, y_test = digits
+    clf = SoftmaxClassifier(random_state=0).fit(X_train, y_train, eval_set=(X_test, y_test))
+    assert clf.coef_.shape == (10, 64) and clf.intercept_.shape == (10,)
+    assert clf.classes_.tolist() == list(range(10))
+    assert clf.score(X_test, y_test) >= 0.95
+    proba = clf.predict_proba(X_test)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(clf.predict(X_test), clf.classes_[proba.argmax(1)])
+    h = clf.history_
+    assert set(h) == {"step", "epoch", "train_loss", "train_accuracy", "validation_loss", "validation_accuracy"}
+    assert h["epoch"][0] == 0 and h["epoch"][-1] == clf.n_epochs_ and np.all(np.diff(h["epoch"]) == 1)
+    assert clf.n_iter_ >= 1000  # small data: the default recipe trains at least 1000 steps
+    assert h["train_loss"][-1] < h["train_loss"][0] and h["validation_accuracy"][-1] > 0.9
+
+
+def test_same_seed_same_model_and_string_labels(digits):
+    X_train, _, y_train, _ = digits
+    names = np.array(list("abcdefghij"))[y_train]
+    a = SoftmaxClassifier(random_state=3).fit(X_train, names)
+    b = SoftmaxClassifier(random_state=3).fit(X_train, names)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert set(a.predict(X_train[:20])) <= set("abcdefghij")
+
+
+def test_pipeline_and_grid_search(digits):
+    X_train, X_test, y_train, y_test = digits
+    pipe = make_pipeline(FunctionTransformer(lambda X: X), SoftmaxClassifier(random_state=0))
+    grid = GridSearchCV(pipe, {"softmaxclassifier__l2": [1e-4, 1e-2]}, cv=3).fit(X_train, y_train)
+    assert grid.best_params_["softmaxclassifier__l2"] in (1e-4, 1e-2)
+    assert grid.score(X_test, y_test) >= 0.93
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"learning_rate": -1}, "learning_rate must be > 0, got -1"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"recipe": "fast"}, "unknown recipe 'fast'; choose from tutorial, default, optimal"),
+        ({"steps": 10, "epochs": 2}, "give either steps or epochs, not both"),
+        ({"l2": float("nan")}, "l2 must be >= 0, got nan"),
+    ],
+)
+def test_bad_parameters_are_named(digits, params, message):
+    X_train, _, y_train, _ = digits
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        SoftmaxClassifier(**params).fit(X_train, y_train)
+
+
+def test_non_finite_input_is_refused(digits):
+    X_train, _, y_train, _ = digits
+    X = X_train.copy()
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        SoftmaxClassifier().fit(X, y_train)
+
+
+def test_saved_model_predicts_the_same(digits, tmp_path):
+    X_train, X_test, y_train, _ = digits
+    clf = SoftmaxClassifier(random_state=0).fit(X_train, np.array(list("abcdefghij"))[y_train])
+    path = save_model(clf.to_model(note="digits"), tmp_path / "m.npz")
+    model = load_model(path)
+    np.testing.assert_array_equal(model.predict(X_test), clf.predict(X_test))
+    np.testing.assert_allclose(model.predict_proba(X_test), clf.predict_proba(X_test), rtol=1e-6)
+    np.testing.assert_allclose(model.decision_function(X_test), clf.decision_function(X_test), rtol=1e-6)
+    assert model.metadata["note"] == "digits"
+    assert model.metadata["hyperparameters"]["name"] == "default"
+
+
+def test_importing_the_package_does_not_import_scikit_learn():
+    code = "import sys, mnist_softmax; print('sklearn' in sys.modules, 'scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
