@@ -46,7 +46,8 @@ def _number(kind, *, minimum=None, strict=True):
 
 
 def _say(args, message: str) -> None:
-    if not args.quiet:
+    """Progress for people: on stderr, and only when it is a terminal and --quiet is off."""
+    if not args.quiet and sys.stderr.isatty():
         print(message, file=sys.stderr)
 
 
@@ -85,7 +86,9 @@ def cmd_train(args) -> int:
 
     print(f"data      {dataset.spec.name}: {m['n_train']:,} train / {m['n_validation']:,} validation / "
           f"{m['n_test']:,} test images ({source})")
-    print(f"recipe    {describe_recipe(recipe)}")
+    used = m["learning_rate"]
+    capped = f" (capped at {used:.3g} for this data's scale)" if used is not None and used < recipe.learning_rate else ""
+    print(f"recipe    {describe_recipe(recipe)}{capped}")
     print(f"time      {m['train_seconds']:.2f} s training, {m['steps']:,} steps ({m['epochs']:.2f} epochs)")
     print(f"accuracy  train {pct('train_accuracy')}  validation {pct('validation_accuracy')}  "
           f"test {pct('test_accuracy')}")

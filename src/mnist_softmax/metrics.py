@@ -15,29 +15,30 @@ def curves(coefs: np.ndarray, intercepts: np.ndarray, X, y, scale: float = 1.0):
     is what makes recording the tutorial's curves at every step affordable. Returns (loss (s,), accuracy (s,)).
     """
     s, k, d = coefs.shape
-    stacked = coefs.transpose(1, 0, 2).reshape(k * s, d).T  # (d, k*s), class-major so reductions over k are fast
-    bias = intercepts.T[None]  # (1, k, s)
+    stacked = coefs.transpose(1, 0, 2).reshape(k * s, d)  # (k*s, d), class-major
+    bias = intercepts.T[:, :, None]  # (k, s, 1)
     rows = max(1, _BLOCK // (s * k))
     total_loss = np.zeros(s)
     correct = np.zeros(s, dtype=np.int64)
     for start in range(0, len(y), rows):
         xb = np.asarray(X[start : start + rows], dtype=np.float32)
         if scale != 1.0:
-            xb *= np.float32(scale)
+            xb = xb * np.float32(scale)
         yb = np.asarray(y[start : start + rows]).astype(np.intp)
         c = len(yb)
-        z = (xb @ stacked).reshape(c, k, s)
+        # (k, s, c): reductions over classes then run along long contiguous rows, whatever s is
+        z = (stacked @ xb.T).reshape(k, s, c)
         z += bias
-        z -= z.max(axis=1, keepdims=True)  # now the predicted class scores exactly 0
-        true = z[np.arange(c), yb]  # (c, s)
+        z -= z.max(axis=0)  # now the predicted class scores exactly 0
+        true = np.take_along_axis(z, np.broadcast_to(yb, (1, s, c)), axis=0)[0]  # (s, c)
         hit = true == 0
-        tied = hit & ((z == 0).sum(axis=1) > 1)
+        tied = hit & ((z == 0).sum(axis=0) > 1)
         if tied.any():  # break ties as predict's argmax does: the first class wins
-            r, t = np.nonzero(tied)
-            hit[r, t] = z[r, :, t].argmax(axis=1) == yb[r]
+            t, r = np.nonzero(tied)
+            hit[t, r] = z[:, t, r].argmax(axis=0) == yb[r]
         np.exp(z, out=z)
-        total_loss += (np.log(z.sum(axis=1)) - true).sum(axis=0, dtype=np.float64)
-        correct += hit.sum(axis=0)
+        total_loss += (np.log(z.sum(axis=0)) - true).sum(axis=1, dtype=np.float64)
+        correct += hit.sum(axis=1)
     return total_loss / len(y), correct / len(y)
 
 

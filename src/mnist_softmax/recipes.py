@@ -30,6 +30,7 @@ class Recipe:
     schedule: str = "constant"  # learning rate "constant", or "cosine" decay to zero at the last step
     l2: float = 0.0  # objective = mean cross-entropy + (l2 / 2) ||W||^2
     center: bool = False  # optimise on centred inputs (same model, better conditioned)
+    lr_cap: float = 0.0  # > 0: learning rate at most lr_cap / top eigenvalue of E[x x^T], so any data scale trains
     record: str = "epoch"  # record the curves every "step" or every "epoch"
     test_curves: bool = False  # also record test-set curves (the tutorial does; model selection must not)
     tol: float = 1e-6  # L-BFGS: stop when the largest gradient component is below this
@@ -39,6 +40,8 @@ class Recipe:
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if "steps" in overrides and "epochs" in overrides:
             raise UsageError("give either steps or epochs, not both")
+        if "learning_rate" in overrides:
+            overrides["lr_cap"] = 0.0  # a rate the user chose is used as given
         if "steps" in overrides:
             overrides.update(epochs=None, min_steps=0)
         elif "epochs" in overrides:
@@ -57,6 +60,7 @@ class Recipe:
             ("steps", self.steps is None or (_is_int(self.steps) and self.steps >= 1), "an integer >= 1"),
             ("min_steps", _is_int(self.min_steps) and self.min_steps >= 0, "an integer >= 0"),
             ("l2", self.l2 >= 0, ">= 0"),
+            ("lr_cap", self.lr_cap >= 0, ">= 0"),
             ("tol", self.tol > 0, "> 0"),
             ("solver", self.solver in ("sgd", "lbfgs"), "'sgd' or 'lbfgs'"),
             ("schedule", self.schedule in ("constant", "cosine"), "'constant' or 'cosine'"),
@@ -78,8 +82,8 @@ RECIPES = {
     for r in (
         Recipe("tutorial", learning_rate=0.5, batch_size=64, steps=1000, record="step", test_curves=True),
         Recipe(
-            "default", learning_rate=0.5, momentum=0.9, batch_size=128, epochs=5, min_steps=1000, schedule="cosine",
-            l2=1e-4, center=True,
+            "default", learning_rate=1.0, momentum=0.9, batch_size=256, epochs=5, min_steps=1000, schedule="cosine",
+            l2=1e-4, lr_cap=50.0,
         ),
         Recipe("optimal", solver="lbfgs", steps=1000, l2=1e-4, center=True, record="step"),
     )

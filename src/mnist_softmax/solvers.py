@@ -27,6 +27,7 @@ class Solution:
     history: dict[str, np.ndarray]  # step, epoch, then <set>_loss and <set>_accuracy for each recorded set
     n_steps: int
     n_epochs: float
+    learning_rate: float | None  # the rate SGD used (the recipe's, or its cap for this data); None for L-BFGS
 
 
 def shuffled_float32(X, order: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -54,7 +55,26 @@ class _Recorder:
         self.intercepts.append(b.copy() if self.mu is None else b - W @ self.mu)
 
 
-def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> tuple[np.ndarray, np.ndarray, int]:
+def top_eigenvalue(X, mu=None, rows: int = 4096, iterations: int = 30) -> float:
+    """Largest eigenvalue of E[x x^T] (of the covariance, given the mean `mu`), by power iteration on a sample.
+
+    It bounds the curvature of the loss, so it tells how large a learning rate the data can take.
+    """
+    sample = np.asarray(X[:rows], dtype=np.float32)
+    if mu is not None:
+        sample = sample - mu
+    v = np.random.default_rng(0).standard_normal(sample.shape[1]).astype(np.float32)
+    value = 0.0
+    for _ in range(iterations):
+        w = sample.T @ (sample @ v) / len(sample)
+        value = float(np.linalg.norm(w))
+        if value == 0:
+            return 0.0
+        v = w / value
+    return value
+
+
+def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> tuple:
     """Mini-batch SGD with optional heavy-ball momentum and cosine decay, from zero weights.
 
     X (n, d) float32 is already shuffled: batches are contiguous slices, visited in a new random order each epoch.
@@ -63,6 +83,9 @@ def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> t
     B = min(recipe.batch_size, n)
     batches = math.ceil(n / B)
     total = recipe.steps or max(1, round(recipe.epochs * batches), recipe.min_steps)
+    rate = recipe.learning_rate
+    if recipe.lr_cap:
+        rate = min(rate, recipe.lr_cap / max(top_eigenvalue(X, mu), 1e-12))
     W = np.zeros((k, d), np.float32)
     b = np.zeros(k, np.float32)
     vW, vb = np.zeros_like(W), np.zeros_like(b)
@@ -73,14 +96,14 @@ def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> t
     t = 0
     while t < total:
         for i in rng.permutation(batches):
-            lr = recipe.learning_rate
+            lr = rate
             if recipe.schedule == "cosine":
                 lr *= 0.5 * (1 + math.cos(math.pi * t / total))
             loss, gW, gb = loss_and_grad(W, b, X[i * B : (i + 1) * B], y[i * B : (i + 1) * B], recipe.l2, mu)
             if not loss < explode:  # also catches NaN
                 raise DivergenceError(
                     f"training diverged at step {t + 1}: the loss is {loss:.3g}, up from {math.log(k):.3g} at the "
-                    f"start; lower the learning rate (now {recipe.learning_rate:g})"
+                    f"start; lower the learning rate (now {rate:g})"
                 )
             vW *= recipe.momentum
             vW -= np.float32(lr) * gW
@@ -93,10 +116,10 @@ def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> t
                 record(t, t / batches, W, b)
             if t == total:
                 break
-    return W, b, t
+    return W, b, t, rate
 
 
-def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> tuple[np.ndarray, np.ndarray, int]:
+def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> tuple:
     """Full-batch L-BFGS (scipy) on the exact regularised loss and gradient, to `recipe.tol`."""
     from scipy.optimize import minimize
 
@@ -126,7 +149,7 @@ def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) ->
         options={"maxiter": recipe.steps or max(1, math.ceil(recipe.epochs)), "gtol": recipe.tol, "ftol": 1e-12},
     )
     W, b = unpack(result.x)
-    return W, b, iterations[0]
+    return W, b, iterations[0], None
 
 
 SOLVERS = {"sgd": sgd, "lbfgs": lbfgs}
@@ -144,7 +167,7 @@ def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, sca
     mu = Xs.mean(axis=0, dtype=np.float64).astype(np.float32) if recipe.center else None
     recorder = _Recorder(mu)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        W, b, steps = SOLVERS[recipe.solver](Xs, ys, n_classes, recipe, rng, mu, recorder)
+        W, b, steps, rate = SOLVERS[recipe.solver](Xs, ys, n_classes, recipe, rng, mu, recorder)
     if recorder.steps[-1] != steps:
         recorder(steps, recorder.epochs[-1], W, b)
     coefs, intercepts = np.stack(recorder.coefs), np.stack(recorder.intercepts)
@@ -152,4 +175,4 @@ def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, sca
     for name, (Xm, ym, s) in {"train": (Xs, ys, 1.0), **{k: (*v, scale) for k, v in (monitor or {}).items()}}.items():
         history[f"{name}_loss"], history[f"{name}_accuracy"] = curves(coefs, intercepts, Xm, ym, s)
     epochs = recorder.epochs[-1] if recipe.solver == "sgd" else float(steps)
-    return Solution(W, b if mu is None else b - W @ mu, history, steps, epochs)
+    return Solution(W, b if mu is None else b - W @ mu, history, steps, epochs, rate)

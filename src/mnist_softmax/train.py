@@ -62,6 +62,7 @@ def train(dataset: Dataset, recipe: Recipe, *, seed: int = 0, validation_size: i
         "n_test": len(dataset.test_labels),
         "steps": solution.n_steps,
         "epochs": round(solution.n_epochs, 4),
+        "learning_rate": solution.learning_rate,
         "train_seconds": round(seconds, 4),
     }
     # The history's last point is the final model, so only the test set still needs a pass.
