@@ -109,18 +109,22 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, numpy {np.__version__}", flush=True)
     print("in-process fits on the same float32 arrays (60,000 train, 10,000 test):", flush=True)
+    # Ours is stochastic: five seeds, median time and mean accuracy (with the range), so one lucky or unlucky
+    # seed does not decide the comparison. The peers are deterministic or seeded once.
     candidates = [
-        ("SoftmaxClassifier().fit", lambda: SoftmaxClassifier(random_state=0), 3),
-        ('SoftmaxClassifier(recipe="tutorial").fit', lambda: SoftmaxClassifier("tutorial", random_state=0), 3),
-        ("LogisticRegression()", LogisticRegression, 1),
-        ('SGDClassifier(loss="log_loss")', lambda: SGDClassifier(loss="log_loss", random_state=0), 1),
+        ("SoftmaxClassifier().fit", lambda seed: SoftmaxClassifier(random_state=seed), 5),
+        ('SoftmaxClassifier(recipe="tutorial").fit', lambda seed: SoftmaxClassifier("tutorial", random_state=seed), 1),
+        ("LogisticRegression()", lambda seed: LogisticRegression(), 1),
+        ('SGDClassifier(loss="log_loss")', lambda seed: SGDClassifier(loss="log_loss", random_state=seed), 1),
     ]
     if not args.quick:
-        candidates.append(("LogisticRegression(max_iter=1000)", lambda: LogisticRegression(max_iter=1000), 1))
-    for name, make, repeat in candidates:
-        seconds, accuracy = timed(fit_score(make), repeat)
-        rows[name] = {"seconds": seconds, "test_accuracy": accuracy}
-        print(f"  {name:<42} {seconds:8.3f} s   test accuracy {100 * accuracy:6.2f}%", flush=True)
+        candidates.append(("LogisticRegression(max_iter=1000)", lambda seed: LogisticRegression(max_iter=1000), 1))
+    for name, make, seeds in candidates:
+        times, accuracies = zip(*(timed(fit_score(lambda: make(seed))) for seed in range(seeds)))
+        seconds, accuracy = float(np.median(times)), float(np.mean(accuracies))
+        rows[name] = {"seconds": seconds, "test_accuracy": accuracy, "accuracies": accuracies}
+        spread = f" (mean of {seeds} seeds, {100 * min(accuracies):.2f}-{100 * max(accuracies):.2f})" if seeds > 1 else ""
+        print(f"  {name:<42} {seconds:8.3f} s   test accuracy {100 * accuracy:6.2f}%{spread}", flush=True)
     try:
         import torch  # noqa: F401
 

@@ -39,16 +39,17 @@ def loss_and_grad(W, b, X, y, l2=0.0, mu=None):
     """
     n = len(y)
     offset = b if mu is None else b - W @ mu
-    z = X @ W.T + offset  # (n, k)
-    z -= z.max(axis=1, keepdims=True)
+    z = np.ascontiguousarray((X @ W.T).T)  # (k, n), class-major: the reductions over classes below run fast
+    z += offset[:, None]
+    z -= z.max(axis=0)
     p = np.exp(z)
-    total = p.sum(axis=1)
-    rows = np.arange(n)
-    loss = float(np.mean(np.log(total) - z[rows, y], dtype=np.float64))
-    p *= (1 / (n * total))[:, None]  # (n, k) probabilities / n
-    p[rows, y] -= 1 / n
-    db = p.sum(axis=0)
-    dW = (X.T @ p).T  # (k, d); this order is the faster BLAS call for a short batch
+    total = p.sum(axis=0)
+    cols = np.arange(n)
+    loss = float(np.log(total).sum(dtype=np.float64) - z[y, cols].sum(dtype=np.float64)) / n
+    p *= 1 / (n * total)  # probabilities / n
+    p[y, cols] -= 1 / n
+    db = p.sum(axis=1)
+    dW = (X.T @ p.T).T  # (k, d); this order is the faster BLAS call for a short batch
     if mu is not None:
         dW -= np.outer(db, mu)
     if l2:

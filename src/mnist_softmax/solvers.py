@@ -55,7 +55,7 @@ class _Recorder:
         self.intercepts.append(b.copy() if self.mu is None else b - W @ self.mu)
 
 
-def top_eigenvalue(X, mu=None, rows: int = 4096, iterations: int = 30) -> float:
+def top_eigenvalue(X, mu=None, rows: int = 2048, iterations: int = 20) -> float:
     """Largest eigenvalue of E[x x^T] (of the covariance, given the mean `mu`), by power iteration on a sample.
 
     It bounds the curvature of the loss, so it tells how large a learning rate the data can take.
