@@ -73,7 +73,7 @@ def cmd_train(args) -> int:
     started = time.perf_counter()
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.offline, progress=download_progress(args.quiet))
     _say(args, f"training {args.dataset} with the {recipe.name} recipe ...")
-    run = train(dataset, recipe, seed=args.seed, validation_size=args.validation_size)
+    run = train(dataset, recipe, seed=args.seed, validation_size=args.validation_size, deskew=args.deskew)
     write_run(run, out)
     m = run.metrics
     if args.json:
@@ -88,7 +88,7 @@ def cmd_train(args) -> int:
           f"{m['n_test']:,} test images ({source})")
     used = m["learning_rate"]
     capped = f" (capped at {used:.3g} for this data's scale)" if used is not None and used < recipe.learning_rate else ""
-    print(f"recipe    {describe_recipe(recipe)}{capped}")
+    print(f"recipe    {describe_recipe(recipe)}{capped}{', deskewed images' if args.deskew else ''}")
     print(f"time      {m['train_seconds']:.2f} s training, {m['steps']:,} steps ({m['epochs']:.2f} epochs)")
     print(f"accuracy  train {pct('train_accuracy')}  validation {pct('validation_accuracy')}  "
           f"test {pct('test_accuracy')}")
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--l2", type=_number(float, minimum=0, strict=False), metavar="LAMBDA",
                    help="L2 penalty: loss + LAMBDA/2 * ||W||^2")
     p.add_argument("--seed", type=_number(int, minimum=0, strict=False), default=0, help="default: 0")
+    p.add_argument("--deskew", action="store_true",
+                   help="straighten each image by its moments; the model remembers and applies it when predicting")
     p.add_argument("--validation-size", type=_number(int, minimum=0, strict=False), metavar="N",
                    help="last N training images held out (default: 5000; 0 trains on all)")
     p.set_defaults(func=cmd_train)

@@ -7,11 +7,11 @@ import numpy as np
 _BLOCK = 1 << 22  # logits computed per chunk of rows: about 16 MB of float32
 
 
-def curves(coefs: np.ndarray, intercepts: np.ndarray, X, y, scale: float = 1.0):
+def curves(coefs: np.ndarray, intercepts: np.ndarray, X, y, transform=None):
     """Mean cross-entropy and accuracy of every snapshot on (X, y).
 
-    coefs (s, k, d) and intercepts (s, k) are s snapshots of one model; X (n, d) raw inputs, multiplied by `scale`
-    chunk by chunk so that no float copy of X is made. All snapshots share one matrix product per chunk, which
+    coefs (s, k, d) and intercepts (s, k) are s snapshots of one model; X (n, ...) raw inputs, turned into features
+    by `transform` (the model's preprocessing) chunk by chunk, so that no float copy of X is made. All snapshots share one matrix product per chunk, which
     is what makes recording the tutorial's curves at every step affordable. Returns (loss (s,), accuracy (s,)).
     """
     s, k, d = coefs.shape
@@ -21,9 +21,7 @@ def curves(coefs: np.ndarray, intercepts: np.ndarray, X, y, scale: float = 1.0):
     total_loss = np.zeros(s)
     correct = np.zeros(s, dtype=np.int64)
     for start in range(0, len(y), rows):
-        xb = np.asarray(X[start : start + rows], dtype=np.float32)
-        if scale != 1.0:
-            xb = xb * np.float32(scale)
+        xb = transform(X[start : start + rows]) if transform else np.asarray(X[start : start + rows], np.float32)
         yb = np.asarray(y[start : start + rows]).astype(np.intp)
         c = len(yb)
         # (k, s, c): reductions over classes then run along long contiguous rows, whatever s is

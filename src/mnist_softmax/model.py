@@ -64,9 +64,13 @@ class Preprocessing:
 
     scale: float = 1.0  # features = raw values * scale (1/255 for 8-bit images)
     image_shape: tuple[int, ...] | None = None  # (h, w) for image data
+    deskew: bool = False  # straighten each image by its moments (preprocess.deskew) after scaling
 
     def apply(self, X) -> np.ndarray:
-        """Raw inputs (n, h, w) or (n, d) of any numeric type -> float32 features (n, d)."""
+        """Raw inputs (n, h, w) or (n, d) of any numeric type -> float32 features (n, d).
+
+        The one preprocessing function: training, prediction, evaluation and explanations all go through it.
+        """
         X = np.asarray(X)
         if X.ndim == 3:
             X = X.reshape(len(X), -1)
@@ -77,15 +81,27 @@ class Preprocessing:
         X = X.astype(np.float32) * np.float32(self.scale)
         if not np.isfinite(X).all():
             raise UsageError("inputs contain NaN or infinity")
+        if self.deskew:
+            from .preprocess import deskew
+
+            X = deskew(X.reshape(len(X), *self.image_shape)).reshape(len(X), -1)
         return X
 
+    def __post_init__(self):
+        if self.deskew and not self.image_shape:
+            raise UsageError("deskewing needs image data (an image shape)")
+
     def to_json(self) -> dict:
-        return {"scale": self.scale, "image_shape": list(self.image_shape) if self.image_shape else None}
+        shape = list(self.image_shape) if self.image_shape else None
+        return {"scale": self.scale, "image_shape": shape, "deskew": self.deskew}
 
     @classmethod
     def from_json(cls, data: dict) -> Preprocessing:
         shape = data.get("image_shape")
-        return cls(scale=float(data["scale"]), image_shape=tuple(int(s) for s in shape) if shape else None)
+        deskew = data.get("deskew", False)
+        if not isinstance(deskew, bool):
+            raise ValueError(f"deskew must be true or false, got {deskew!r}")
+        return cls(float(data["scale"]), tuple(int(s) for s in shape) if shape else None, deskew)
 
 
 @dataclass

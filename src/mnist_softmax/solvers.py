@@ -30,14 +30,13 @@ class Solution:
     learning_rate: float | None  # the rate SGD used (the recipe's, or its cap for this data); None for L-BFGS
 
 
-def shuffled_float32(X, order: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """X[order] as C-contiguous float32 times `scale`, built in chunks so no full-size temporary is made."""
-    out = np.empty((len(order), X.shape[1]), dtype=np.float32)
+def shuffled_features(X, order: np.ndarray, transform=None) -> np.ndarray:
+    """transform(X[order]) as C-contiguous float32 (n, d), built in chunks so no full-size temporary is made."""
+    first = transform(X[order[:1]]) if transform else np.asarray(X[order[:1]], np.float32)
+    out = np.empty((len(order), first.shape[1]), dtype=np.float32)
     for start in range(0, len(order), _GATHER_ROWS):
-        rows = order[start : start + _GATHER_ROWS]
-        out[start : start + len(rows)] = X[rows]
-    if scale != 1.0:
-        out *= np.float32(scale)
+        rows = X[order[start : start + _GATHER_ROWS]]
+        out[start : start + len(rows)] = transform(rows) if transform else rows
     return out
 
 
@@ -155,14 +154,14 @@ def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) ->
 SOLVERS = {"sgd": sgd, "lbfgs": lbfgs}
 
 
-def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, scale: float = 1.0, monitor=None):
-    """Fit softmax regression to X (n, d) raw inputs times `scale` and y (n,) class indices in [0, n_classes).
+def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, transform=None, monitor=None):
+    """Fit softmax regression to features transform(X) (n, d) and y (n,) class indices in [0, n_classes).
 
     `monitor` maps names to (X, y) sets whose loss and accuracy are recorded with the training set's at every
     record point of the recipe. Returns a Solution with the plain-model weights and the history.
     """
     order = rng.permutation(len(y))
-    Xs = shuffled_float32(X, order, scale)
+    Xs = shuffled_features(X, order, transform)
     ys = np.asarray(y)[order].astype(np.intp)
     mu = Xs.mean(axis=0, dtype=np.float64).astype(np.float32) if recipe.center else None
     recorder = _Recorder(mu)
@@ -172,7 +171,7 @@ def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, sca
         recorder(steps, recorder.epochs[-1], W, b)
     coefs, intercepts = np.stack(recorder.coefs), np.stack(recorder.intercepts)
     history = {"step": np.array(recorder.steps), "epoch": np.array(recorder.epochs)}
-    for name, (Xm, ym, s) in {"train": (Xs, ys, 1.0), **{k: (*v, scale) for k, v in (monitor or {}).items()}}.items():
-        history[f"{name}_loss"], history[f"{name}_accuracy"] = curves(coefs, intercepts, Xm, ym, s)
+    for name, (Xm, ym, t) in {"train": (Xs, ys, None), **{k: (*v, transform) for k, v in (monitor or {}).items()}}.items():
+        history[f"{name}_loss"], history[f"{name}_accuracy"] = curves(coefs, intercepts, Xm, ym, t)
     epochs = recorder.epochs[-1] if recipe.solver == "sgd" else float(steps)
     return Solution(W, b if mu is None else b - W @ mu, history, steps, epochs, rate)

@@ -34,29 +34,29 @@ class Run:
     history: dict[str, np.ndarray]
 
 
-def _flat(images: np.ndarray) -> np.ndarray:
-    return images.reshape(len(images), -1)
-
-
-def train(dataset: Dataset, recipe: Recipe, *, seed: int = 0, validation_size: int | None = None) -> Run:
+def train(
+    dataset: Dataset, recipe: Recipe, *, seed: int = 0, validation_size: int | None = None, deskew: bool = False
+) -> Run:
     """Train on the dataset's training split, select on validation, report on test (used for nothing else)."""
     spec = dataset.spec
     X, y, X_val, y_val = dataset.split(validation_size)
-    scale = 1.0 / spec.pixel_max
+    preprocessing = Preprocessing(scale=1.0 / spec.pixel_max, image_shape=spec.image_shape, deskew=deskew)
     k = len(spec.class_names)
     monitor = {}
     if len(y_val):
-        monitor["validation"] = (_flat(X_val), y_val)
+        monitor["validation"] = (X_val, y_val)
     if recipe.test_curves:
-        monitor["test"] = (_flat(dataset.test_images), dataset.test_labels)
+        monitor["test"] = (dataset.test_images, dataset.test_labels)
     started = time.perf_counter()
-    solution = solve(_flat(X), y, k, recipe, np.random.default_rng(seed), scale=scale, monitor=monitor)
+    rng = np.random.default_rng(seed)
+    solution = solve(X, y, k, recipe, rng, transform=preprocessing.apply, monitor=monitor)
     seconds = time.perf_counter() - started
 
     metrics = {
         "dataset": spec.name,
         "recipe": recipe.name,
         "seed": seed,
+        "deskew": deskew,
         "n_train": len(y),
         "n_validation": len(y_val),
         "n_test": len(dataset.test_labels),
@@ -71,7 +71,7 @@ def train(dataset: Dataset, recipe: Recipe, *, seed: int = 0, validation_size: i
         metrics[f"{name}_loss"] = round(float(solution.history[f"{name}_loss"][-1]), 6) if recorded else None
         metrics[f"{name}_accuracy"] = round(float(solution.history[f"{name}_accuracy"][-1]), 6) if recorded else None
     loss, accuracy = curves(
-        solution.coef[None], solution.intercept[None], _flat(dataset.test_images), dataset.test_labels, scale
+        solution.coef[None], solution.intercept[None], dataset.test_images, dataset.test_labels, preprocessing.apply
     )
     metrics["test_loss"] = round(float(loss[0]), 6)
     metrics["test_accuracy"] = round(float(accuracy[0]), 6)
@@ -82,7 +82,7 @@ def train(dataset: Dataset, recipe: Recipe, *, seed: int = 0, validation_size: i
         solution.coef,
         solution.intercept,
         np.arange(k),
-        Preprocessing(scale=scale, image_shape=spec.image_shape),
+        preprocessing,
         spec.class_names,
         metadata={
             "dataset": {
