@@ -18,7 +18,7 @@ from .errors import ExitCode, MnistSoftmaxError, UsageError
 
 EPILOG = (
     "exit codes: 0 ok, 1 internal error, 2 usage, 3 data missing or invalid, 4 download failed, 5 bad model file, "
-    "6 training diverged, 7 output not writable"
+    "6 training diverged, 7 output not writable, 8 some inputs failed"
 )
 
 
@@ -74,7 +74,7 @@ def cmd_train(args) -> int:
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.offline, progress=download_progress(args.quiet))
     _say(args, f"training {args.dataset} with the {recipe.name} recipe ...")
     run = train(dataset, recipe, seed=args.seed, validation_size=args.validation_size, deskew=args.deskew)
-    write_run(run, out)
+    write_run(run, out, figures=not args.no_plots)
     m = run.metrics
     if args.json:
         print(json.dumps({**m, "run_dir": str(out), "total_seconds": round(time.perf_counter() - started, 3)}))
@@ -92,13 +92,16 @@ def cmd_train(args) -> int:
     print(f"time      {m['train_seconds']:.2f} s training, {m['steps']:,} steps ({m['epochs']:.2f} epochs)")
     print(f"accuracy  train {pct('train_accuracy')}  validation {pct('validation_accuracy')}  "
           f"test {pct('test_accuracy')}")
-    print(f"run       {out}/  (model.npz, metrics.json, history.csv)")
+    written = "model.npz, metrics.json, history.csv" + ("" if args.no_plots else ", weights.png, curves.png")
+    print(f"run       {out}/  ({written})")
     return ExitCode.OK
 
 
 def describe_recipe(recipe) -> str:
     """One line of what a recipe does, for people."""
     length = f"{recipe.steps:,} steps" if recipe.steps else f"{recipe.epochs:g} epochs"
+    if recipe.min_steps and not recipe.steps:
+        length += f" (at least {recipe.min_steps:,} steps)"
     if recipe.solver == "lbfgs":
         return f"{recipe.name}: L-BFGS, up to {recipe.steps or recipe.epochs} iterations, tol {recipe.tol:g}, l2 {recipe.l2:g}"
     parts = [f"{recipe.name}: SGD", f"learning rate {recipe.learning_rate:g}"
@@ -161,6 +164,103 @@ def cmd_evaluate(args) -> int:
     print(" " * (width + 1) + "".join(f"{s:>{cells}}" for s in short))
     for i, n in enumerate(names):
         print(f"{n:<{width}} " + "".join(f"{c:>{cells}}" for c in confusion[i]))
+    return ExitCode.OK
+
+
+def _dataset_for(model, args):
+    from .data import load_dataset
+    from .progress import download_progress
+
+    name = getattr(args, "dataset", None) or model.metadata.get("dataset", {}).get("name")
+    if not name:
+        raise UsageError("the model does not say which dataset it was trained on; pass --dataset")
+    return load_dataset(name, args.data_dir, download=not args.offline, progress=download_progress(args.quiet))
+
+
+def cmd_report(args) -> int:
+    """Write RUN_DIR/report.html: one self-contained page with the run's figures, metrics and mistakes."""
+    from .modelfile import load_model
+    from .report import write_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "model.npz").is_file():
+        raise UsageError(f"{run_dir} is not a run directory (no model.npz); train writes one")
+    model = load_model(run_dir / "model.npz")
+    if not model.preprocessing.image_shape:
+        raise UsageError("reports are for image models; this model has no image shape")
+    path = write_report(run_dir, model, _dataset_for(model, args))
+    print(json.dumps({"report": str(path)}) if args.json else f"report    {path}")
+    return ExitCode.OK
+
+
+def _image_files(paths) -> list[Path]:
+    from .preprocess import IMAGE_SUFFIXES
+
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()))
+        else:
+            files.append(p)
+    return files
+
+
+def cmd_predict(args) -> int:
+    """Classify your own images (PNG, JPEG, BMP, GIF, TIFF; any size, grey or colour, either polarity).
+
+    Each image is made MNIST-like first: greyscale, background removed, cropped to the ink, fitted into 20x20 and
+    centred by its centre of mass in 28x28 (then the model's own deskewing, if it was trained with it).
+    """
+    import numpy as np
+
+    from .errors import MnistSoftmaxError
+    from .modelfile import load_model
+    from .preprocess import image_for_model
+
+    model = load_model(args.model)
+    shape = model.preprocessing.image_shape
+    if not shape:
+        raise UsageError("this model was not trained on images, so it cannot read image files")
+    files = _image_files(args.files)
+    if not files:
+        raise UsageError("no image files given (folders are searched for .png, .jpg, .bmp, .gif, .tif, .webp)")
+    for folder in (args.explain, args.show_input):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+    names = [str(n) for n in model.class_names]
+    failed = 0
+    for path in files:
+        try:
+            raw = image_for_model(path, shape, model.preprocessing.scale)
+            if raw is None:
+                raise MnistSoftmaxError(f"{path}: no digit found (the image is blank or has too little contrast)")
+            proba = model.predict_proba(raw[None])[0]
+            order = np.argsort(-proba, kind="stable")
+            label = model.classes[order[0]]
+            if args.json:
+                print(json.dumps({
+                    "path": str(path), "prediction": label.item() if hasattr(label, "item") else label,
+                    "class_name": names[order[0]],
+                    "probabilities": {names[i]: round(float(proba[i]), 6) for i in range(len(names))},
+                }))
+            else:
+                top = ", ".join(f"{names[i]} ({100 * proba[i]:.1f}%)" for i in order[: args.top])
+                print(f"{path}: {top}")
+            if args.explain or args.show_input:
+                from . import plots
+
+                stem = Path(path).stem
+                if args.explain:
+                    plots.save(plots.evidence(model.features(raw[None])[0], model.coef, model.intercept, proba,
+                                              names, shape), Path(args.explain) / f"{stem}.evidence.png")
+                if args.show_input:
+                    plots.save(plots.model_input(model.features(raw[None])[0].reshape(shape)),
+                               Path(args.show_input) / f"{stem}.input.png")
+        except MnistSoftmaxError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+    if failed:
+        return ExitCode.PARTIAL if failed < len(files) else ExitCode.DATA
     return ExitCode.OK
 
 
@@ -279,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--l2", type=_number(float, minimum=0, strict=False), metavar="LAMBDA",
                    help="L2 penalty: loss + LAMBDA/2 * ||W||^2")
     p.add_argument("--seed", type=_number(int, minimum=0, strict=False), default=0, help="default: 0")
+    p.add_argument("--no-plots", action="store_true", help="do not draw weights.png and curves.png")
     p.add_argument("--deskew", action="store_true",
                    help="straighten each image by its moments; the model remembers and applies it when predicting")
     p.add_argument("--validation-size", type=_number(int, minimum=0, strict=False), metavar="N",
@@ -291,6 +392,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=list(DATASETS), help="default: the dataset the model was trained on")
     p.add_argument("--split", default="test", choices=["test", "validation", "train"], help="default: test")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", parents=[common, data], help=cmd_report.__doc__, description=cmd_report.__doc__,
+                       epilog=EPILOG)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("predict", parents=[common], help=cmd_predict.__doc__.splitlines()[0],
+                       description=cmd_predict.__doc__, epilog=EPILOG + "",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
+    p.add_argument("files", metavar="FILE_OR_DIR", nargs="+", help="image files, or folders of them")
+    p.add_argument("--top", type=_number(int, minimum=0), default=3, help="classes shown per image (default: 3)")
+    p.add_argument("--explain", metavar="DIR", help="write each image's evidence figure to DIR/NAME.evidence.png")
+    p.add_argument("--show-input", metavar="DIR", help="write the 28x28 image the model saw to DIR/NAME.input.png")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("data", help="download, verify and describe datasets", description="Manage datasets.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser, required=True)

@@ -117,6 +117,15 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         scores = self._logits(X)
         return self.classes_[np.argmax(scores, axis=1)]
 
+    def evidence(self, X):
+        """Per-class, per-feature evidence coef_[c] * x, shape (n, k, d); summed over features, plus the
+        intercept, it equals the logits exactly."""
+        from .explain import evidence_from_features
+
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        return evidence_from_features(X.astype(np.float32, copy=False), self.coef_)
+
     def to_model(self, **metadata) -> SoftmaxModel:
         """The fitted weights as a SoftmaxModel, ready for `save_model` (inputs used as given: scale 1)."""
         check_is_fitted(self)

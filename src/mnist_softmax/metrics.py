@@ -57,3 +57,11 @@ def per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
     return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def most_confused(confusion: np.ndarray, top: int = 5) -> list[tuple[int, int, int]]:
+    """The `top` largest off-diagonal cells as (true index, predicted index, count), largest first."""
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:top]
+    return [(int(i), int(j), int(off[i, j])) for i, j in zip(*np.unravel_index(order, off.shape)) if off[i, j] > 0]

@@ -163,3 +163,12 @@ class SoftmaxModel:
     def score(self, X, y) -> float:
         """Mean accuracy on (X, y)."""
         return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    def evidence(self, X) -> np.ndarray:
+        """Per-class, per-pixel evidence W[c] * x, shape (n, k, h, w) for images, else (n, k, d).
+
+        Summed over pixels, plus the intercept, it equals the logits exactly (see explain.py for why).
+        """
+        from .explain import evidence_from_features
+
+        return evidence_from_features(self.features(X), self.coef, self.preprocessing.image_shape)

@@ -89,6 +89,8 @@ def read_image(path: str | Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataFormatError(f"{path}: the file is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -124,7 +126,8 @@ def to_model_input(ink: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.nda
     """A greyscale image (H, W), ink bright, -> an MNIST-style image of `shape` in [0, 1], or None if blank.
 
     Background subtraction and a noise floor, crop to the ink, fit into a box of 20/28 of the field keeping the
-    aspect ratio (area-averaged, so anti-aliased), then place it so the ink's centre of mass is at the centre.
+    aspect ratio (area-averaged, so anti-aliased), strokes brought to MNIST's strength, then place it so the ink's
+    centre of mass is at the centre.
     """
     from PIL import Image
 
@@ -144,7 +147,9 @@ def to_model_input(ink: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.nda
     ratio = box / max(crop.shape)
     size = (max(1, round(crop.shape[1] * ratio)), max(1, round(crop.shape[0] * ratio)))  # (width, height)
     resized = np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32)
-    resized = np.clip(resized / max(float(resized.max()), 1e-6), 0, 1)
+    inked = resized[resized > 0]
+    # Pen strokes in MNIST are saturated at their core: scale so half the inked pixels are at full strength.
+    resized = np.clip(resized / max(float(np.median(inked)) if len(inked) else 1.0, 1e-6), 0, 1)
     mass = resized.sum()
     cy = (resized.sum(axis=1) @ np.arange(resized.shape[0])) / mass
     cx = (resized.sum(axis=0) @ np.arange(resized.shape[1])) / mass
@@ -153,3 +158,13 @@ def to_model_input(ink: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.nda
     out = np.zeros(shape, dtype=np.float32)
     out[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
     return out
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def image_for_model(path: str | Path, image_shape, scale: float) -> np.ndarray | None:
+    """An image file as the raw input a model takes (h, w), in the units its preprocessing scales (0-255 for
+    MNIST), or None when no digit is found. The model then applies its own scaling and deskewing."""
+    image = to_model_input(read_image(path), tuple(image_shape))
+    return None if image is None else image / np.float32(scale)

@@ -123,8 +123,8 @@ def default_run_dir(dataset: str, recipe: str, root: Path = Path("runs")) -> Pat
     return candidate
 
 
-def write_run(run: Run, out_dir: Path) -> Path:
-    """Write model.npz, metrics.json and history.csv into `out_dir`, all or nothing.
+def write_run(run: Run, out_dir: Path, *, figures: bool = True) -> Path:
+    """Write model.npz, metrics.json, history.csv (and weights.png, curves.png) into `out_dir`, all or nothing.
 
     The files are written to a hidden sibling directory that is renamed into place at the end, so an interrupted
     or failed write leaves no partial run. `out_dir` must not exist, or be empty.
@@ -142,6 +142,14 @@ def write_run(run: Run, out_dir: Path) -> Path:
         save_model(run.model, staging / "model.npz")
         (staging / "metrics.json").write_text(json.dumps(run.metrics, indent=2) + "\n")
         (staging / "history.csv").write_text(history_csv(run.history))
+        if figures:
+            from . import plots
+
+            model = run.model
+            if model.preprocessing.image_shape:
+                plots.save(plots.weight_maps(model.coef, model.preprocessing.image_shape, model.class_names),
+                           staging / "weights.png")
+            plots.save(plots.learning_curves(run.history), staging / "curves.png")
         if out_dir.exists():
             out_dir.rmdir()
         os.replace(staging, out_dir)
