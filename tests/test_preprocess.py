@@ -1,0 +1,123 @@
+"""Deskewing and the image pipeline that turns people's photos into MNIST-style inputs."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_softmax.errors import DataFormatError
+from mnist_softmax.preprocess import MAX_PIXELS, deskew, read_image, to_model_input
+
+
+def slanted_bar(alpha=0.5, h=28, w=28):
+    img = np.zeros((h, w), np.float32)
+    for y in range(4, 24):
+        x = 14 + alpha * (y - 14)
+        img[y, int(np.floor(x))] = 1 - (x - np.floor(x))
+        img[y, int(np.floor(x)) + 1] = x - np.floor(x)
+    return img
+
+
+def moments(img):
+    ys, xs = np.mgrid[: img.shape[0], : img.shape[1]]
+    m = img.sum()
+    cy, cx = (ys * img).sum() / m, (xs * img).sum() / m
+    return cy, cx, ((ys - cy) * (xs - cx) * img).sum() / m
+
+
+def test_deskew_straightens_and_centres():
+    img = np.roll(slanted_bar(0.5), 2, axis=1)
+    out = deskew(img[None])[0]
+    cy, cx, cov = moments(out)
+    assert abs(moments(img)[2]) > 1  # it was slanted
+    assert abs(cov) < 0.05 * abs(moments(img)[2])  # and no longer is
+    assert cy == pytest.approx(14, abs=0.05) and cx == pytest.approx(14, abs=0.05)  # centre of mass at the centre
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_deskew_keeps_blank_images_and_range():
+    blank = np.zeros((3, 28, 28), np.float32)
+    assert np.array_equal(deskew(blank), blank)
+    rng = np.random.default_rng(0)
+    noisy = rng.random((50, 28, 28)).astype(np.float32)
+    out = deskew(noisy)
+    assert out.shape == noisy.shape and out.min() >= 0 and out.max() <= 1 and np.isfinite(out).all()
+
+
+def test_deskew_matches_an_independent_affine_transform():
+    from scipy.ndimage import affine_transform
+
+    rng = np.random.default_rng(1)
+    img = np.zeros((28, 28))
+    img[6:22, 10:18] = rng.random((16, 8))
+    img = affine_transform(img, np.array([[1, 0], [0.3, 1]]), offset=(0, -4), order=1)  # slant it
+    cy, cx, cov = moments(img)
+    var_y = (((np.arange(28) - cy) ** 2)[:, None] * img).sum() / img.sum()
+    alpha = cov / var_y
+    matrix = np.array([[1, 0], [alpha, 1]])
+    expected = affine_transform(img, matrix, offset=np.array([cy, cx]) - matrix @ [14, 14], order=1)
+    np.testing.assert_allclose(deskew(img[None])[0], expected, atol=1e-5)
+
+
+def digit_image(tmp_path, name, *, invert=True, mode="L", size=(300, 220), offset=(40, 30)):
+    """A bold '1'-like stroke drawn on paper: dark ink on light (invert) or light on dark."""
+    ink = np.zeros(size[::-1], np.float32)
+    ink[offset[1] : offset[1] + 150, offset[0] + 60 : offset[0] + 85] = 1
+    pixels = (1 - ink) * 220 + 20 if invert else ink * 235 + 10
+    image = Image.fromarray(pixels.astype(np.uint8)).convert(mode)
+    path = tmp_path / name
+    image.save(path)
+    return path
+
+
+@pytest.mark.parametrize("name, invert, mode", [
+    ("dark.png", True, "L"), ("light.jpg", False, "RGB"), ("scan.bmp", True, "RGB"), ("x.gif", True, "L"),
+    ("x.tiff", False, "L"),
+])
+def test_to_model_input_makes_mnist_style_digits(tmp_path, name, invert, mode):
+    out = to_model_input(read_image(digit_image(tmp_path, name, invert=invert, mode=mode)))
+    assert out.shape == (28, 28) and out.min() >= 0 and out.max() == pytest.approx(1)
+    rows, cols = np.nonzero(out > 0.05)
+    assert rows.max() - rows.min() + 1 <= 21  # fitted into the 20x20 box (anti-aliasing may add an edge)
+    cy, cx, _ = moments(out)
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5  # centred by centre of mass
+
+
+def test_transparent_drawing_is_ink_on_white(tmp_path):
+    rgba = np.zeros((100, 100, 4), np.uint8)
+    rgba[20:80, 45:55] = (0, 0, 0, 255)  # a black stroke on a transparent canvas
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    out = to_model_input(read_image(tmp_path / "t.png"))
+    assert out is not None and out.max() == pytest.approx(1)
+
+
+def test_blank_images_give_none(tmp_path):
+    Image.new("L", (200, 100), 235).save(tmp_path / "blank.png")
+    assert to_model_input(read_image(tmp_path / "blank.png")) is None
+    noise = np.random.default_rng(0).normal(230, 3, (100, 100)).clip(0, 255).astype(np.uint8)
+    Image.fromarray(noise).save(tmp_path / "paper.png")
+    assert to_model_input(read_image(tmp_path / "paper.png")) is None
+
+
+def test_bad_files_get_clear_errors(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not an image")
+    good = digit_image(tmp_path, "good.png")
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[:200])
+    for name, message in [("empty.png", "the file is empty"), ("text.jpg", "not an image file"),
+                          ("cut.png", "cannot decode the image"), ("absent.png", "no such file")]:
+        with pytest.raises(DataFormatError, match=message):
+            read_image(tmp_path / name)
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    (tmp_path / "bomb.png").write_bytes(png)
+    with pytest.raises(DataFormatError, match=f"too large .more than {MAX_PIXELS:,} pixels"):
+        read_image(tmp_path / "bomb.png")

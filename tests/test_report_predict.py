@@ -1,0 +1,112 @@
+"""train's figures, the HTML report in a real browser, and predict on people's own images."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import open_page
+from mnist_softmax import load_dataset, load_model
+from mnist_softmax.cli import main
+from mnist_softmax.errors import ExitCode
+from photos import write_photos
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    assert main(["train", "--dataset", "digits", "--out", str(out), "-q"]) == 0
+    return out
+
+
+def test_train_draws_weights_and_curves(digits_run, tmp_path):
+    for name in ("weights.png", "curves.png"):
+        assert (digits_run / name).read_bytes()[:4] == b"\x89PNG"
+    assert main(["train", "--dataset", "digits", "--out", str(tmp_path / "r"), "-q", "--no-plots", "--steps", "5"]) == 0
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["history.csv", "metrics.json", "model.npz"]
+
+
+def test_report_renders_in_chromium_without_errors(digits_run, browser, tmp_path):
+    assert main(["report", str(digits_run), "-q"]) == 0
+    report = digits_run / "report.html"
+    text = report.read_text()
+    for part in ("test accuracy", "SHA-256", "What the model learned", "Most confused pairs", "Per-class metrics",
+                 "most confident mistake"):
+        assert part in text
+    assert "http://" not in text and "https://" not in text  # self-contained
+    page = open_page(browser, report.as_uri())
+    assert page.errors == []
+    assert all(u.startswith(("file:", "data:")) for u in page.requests)
+    images = page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth])")
+    assert len(images) >= 5 and all(done and width > 100 for done, width in images)
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert (tmp_path / "report.png").stat().st_size > 10000
+
+
+def test_report_of_a_non_run(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == ExitCode.USAGE
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_predict_many_files_with_failures(digits_run, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    ink = np.full((120, 90), 235, np.uint8)
+    ink[20:100, 40:52] = 20  # a dark vertical stroke: a one
+    Image.fromarray(ink).save(folder / "one.png")
+    Image.new("L", (50, 50), 240).save(folder / "blank.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    code = main(["predict", str(digits_run / "model.npz"), str(folder), "--json", "--explain", str(tmp_path / "ex"),
+                 "--show-input", str(tmp_path / "ex")])
+    captured = capsys.readouterr()
+    assert code == ExitCode.PARTIAL
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [row["path"] for row in lines] == [str(folder / "one.png")]
+    assert set(lines[0]) >= {"path", "prediction", "probabilities"}
+    assert sum(lines[0]["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2
+    assert any("blank.png: no digit found" in e for e in errors)
+    assert any("broken.jpg: cannot decode" in e or "broken.jpg: not an image" in e for e in errors)
+    assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == ["one.evidence.png", "one.input.png"]
+
+
+def test_predict_all_failing_and_usage(digits_run, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "mnist_softmax", "predict", str(digits_run / "model.npz"),
+                             str(tmp_path / "absent.png")], capture_output=True, text=True)
+    assert result.returncode == ExitCode.DATA
+    assert result.stderr.strip() == f"error: {tmp_path / 'absent.png'}: no such file"
+    assert main(["predict", str(digits_run / "model.npz"), str(tmp_path)]) == ExitCode.USAGE  # empty folder
+
+
+def test_deskew_reaches_its_target_on_mnist(mnist_dir, tmp_path):
+    out = tmp_path / "deskew"
+    assert main(["train", "--data-dir", str(mnist_dir), "--deskew", "--out", str(out), "-q", "--no-plots"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.955 and metrics["deskew"] is True
+    model = load_model(out / "model.npz")
+    assert model.preprocessing.deskew  # remembered, and applied when predicting:
+    ds = load_dataset("mnist", mnist_dir)
+    assert model.score(ds.test_images, ds.test_labels) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("deskew", [False, True])
+def test_predict_on_photographed_mnist_digits(mnist_dir, tmp_path, deskew, capsys):
+    """MNIST test digits as people's photos (dark on light, 4-10x larger, off-centre, JPEG/PNG, grey/RGB, noisy)."""
+    out = tmp_path / "run"
+    args = ["train", "--data-dir", str(mnist_dir), "--out", str(out), "-q", "--no-plots"] + (["--deskew"] * deskew)
+    assert main(args) == 0
+    model = load_model(out / "model.npz")
+    ds = load_dataset("mnist", mnist_dir)
+    index = np.arange(0, 10000, 40)  # 250 digits of every kind
+    paths = write_photos(ds.test_images[index], tmp_path / "photos")
+    capsys.readouterr()
+    assert main(["predict", str(out / "model.npz"), *map(str, paths), "--json"]) == ExitCode.OK
+    predicted = [json.loads(line)["prediction"] for line in capsys.readouterr().out.splitlines()]
+    assert len(predicted) == len(index)
+    photo_accuracy = np.mean(np.array(predicted) == ds.test_labels[index])
+    clean_accuracy = model.score(ds.test_images[index], ds.test_labels[index])
+    assert photo_accuracy >= clean_accuracy - 0.03, (photo_accuracy, clean_accuracy)
