@@ -122,15 +122,32 @@ def read_image(path: str | Path) -> np.ndarray:
     return (1 - grey) if background > 0.5 else grey
 
 
+def _half_up(x: float) -> int:
+    """Round half up, as JavaScript's Math.round does, so the drawing page computes the very same pixels."""
+    return int(np.floor(x + 0.5))
+
+
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in): how much of each output cell each input cell covers, rows summing to 1 (area averaging)."""
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    cells = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize (h, w) to (height, width) by exact area averaging: every input pixel counts by the area it covers."""
+    return (_area_weights(image.shape[0], height) @ image @ _area_weights(image.shape[1], width).T).astype(np.float32)
+
+
 def to_model_input(ink: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.ndarray | None:
     """A greyscale image (H, W), ink bright, -> an MNIST-style image of `shape` in [0, 1], or None if blank.
 
     Background subtraction and a noise floor, crop to the ink, fit into a box of 20/28 of the field keeping the
     aspect ratio (area-averaged, so anti-aliased), strokes brought to MNIST's strength, then place it so the ink's
-    centre of mass is at the centre.
+    centre of mass is at the centre. The drawing page (app.js) implements exactly these steps.
     """
-    from PIL import Image
-
     ink = np.asarray(ink, dtype=np.float32)
     background = float(np.median(ink))
     contrast = float(ink.max()) - background
@@ -138,25 +155,25 @@ def to_model_input(ink: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.nda
         return None
     level = np.clip((ink - background) / contrast, 0, 1)
     level = np.clip((level - 0.3) / 0.7, 0, 1)  # a noise floor: paper texture and sensor noise go to 0
-    rows, cols = np.nonzero(level.any(axis=1))[0], np.nonzero(level.any(axis=0))[0]
     if level.sum() < 2:
         return None
+    rows, cols = np.nonzero(level.any(axis=1))[0], np.nonzero(level.any(axis=0))[0]
     crop = level[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = shape
-    box = max(1, round(min(h, w) * 20 / 28))
+    box = max(1, _half_up(min(h, w) * 20 / 28))
     ratio = box / max(crop.shape)
-    size = (max(1, round(crop.shape[1] * ratio)), max(1, round(crop.shape[0] * ratio)))  # (width, height)
-    resized = np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32)
+    height, width = max(1, _half_up(crop.shape[0] * ratio)), max(1, _half_up(crop.shape[1] * ratio))
+    resized = area_resize(crop, height, width)
     inked = resized[resized > 0]
     # Pen strokes in MNIST are saturated at their core: scale so half the inked pixels are at full strength.
     resized = np.clip(resized / max(float(np.median(inked)) if len(inked) else 1.0, 1e-6), 0, 1)
     mass = resized.sum()
-    cy = (resized.sum(axis=1) @ np.arange(resized.shape[0])) / mass
-    cx = (resized.sum(axis=0) @ np.arange(resized.shape[1])) / mass
-    top = int(np.clip(round(h / 2 - cy), 0, h - resized.shape[0]))
-    left = int(np.clip(round(w / 2 - cx), 0, w - resized.shape[1]))
+    cy = (resized.sum(axis=1) @ np.arange(height)) / mass
+    cx = (resized.sum(axis=0) @ np.arange(width)) / mass
+    top = int(np.clip(_half_up(h / 2 - cy), 0, h - height))
+    left = int(np.clip(_half_up(w / 2 - cx), 0, w - width))
     out = np.zeros(shape, dtype=np.float32)
-    out[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
+    out[top : top + height, left : left + width] = resized
     return out
 
 
