@@ -264,6 +264,44 @@ def cmd_predict(args) -> int:
     return ExitCode.OK
 
 
+def cmd_app(args) -> int:
+    """Write the drawing page: one HTML file with the model inside; it opens from disk, offline, on any device."""
+    from .app import write_page
+    from .modelfile import load_model
+
+    try:
+        path = write_page(load_model(args.model), args.out)
+    except OSError as exc:
+        from .errors import OutputError
+
+        raise OutputError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(json.dumps({"page": str(path)}) if args.json else f"page      {path}")
+    return ExitCode.OK
+
+
+def cmd_serve(args) -> int:
+    """Serve the drawing page on 127.0.0.1 (a free port unless --port), until Ctrl-C."""
+    from .app import make_server
+    from .modelfile import load_model
+
+    model = load_model(args.model)
+    try:
+        server = make_server(model, args.port)
+    except OSError as exc:
+        from .errors import OutputError
+
+        raise OutputError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    print(json.dumps({"url": url}) if args.json else f"serving   {url}   (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return ExitCode.OK
+
+
 def cmd_data_fetch(args) -> int:
     """Download a dataset into the cache (verifying every file), or check that it is already there."""
     from .data import dataset_cache, load_dataset
@@ -407,6 +445,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", metavar="DIR", help="write each image's evidence figure to DIR/NAME.evidence.png")
     p.add_argument("--show-input", metavar="DIR", help="write the 28x28 image the model saw to DIR/NAME.input.png")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("app", parents=[common], help=cmd_app.__doc__.splitlines()[0], description=cmd_app.__doc__,
+                       epilog=EPILOG)
+    p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
+    p.add_argument("--out", default="draw.html", metavar="PAGE", help="default: draw.html")
+    p.set_defaults(func=cmd_app)
+
+    p = sub.add_parser("serve", parents=[common], help=cmd_serve.__doc__, description=cmd_serve.__doc__,
+                       epilog=EPILOG)
+    p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
+    p.add_argument("--port", type=_number(int, minimum=0, strict=False), default=0, help="default: a free port")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("data", help="download, verify and describe datasets", description="Manage datasets.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser, required=True)
