@@ -16,7 +16,7 @@ import numpy as np
 from .errors import DataFormatError
 
 MAX_PIXELS = 50_000_000  # larger images are refused before decoding (a 40000x40000 "decompression bomb" is 1.6e9)
-_CHUNK = 256  # images per vectorised step: small enough to stay in cache
+_CHUNK = 512  # images per vectorised step: small enough to stay in cache
 
 
 def _moments(images: np.ndarray):
@@ -24,7 +24,8 @@ def _moments(images: np.ndarray):
     n, h, w = images.shape
     ys = np.arange(h, dtype=np.float32)
     xs = np.arange(w, dtype=np.float32)
-    rows, cols = images.sum(axis=2), images.sum(axis=1)  # (n, h), (n, w)
+    rows = images @ np.ones(w, np.float32)  # (n, h); matrix products are faster than sums over an axis here
+    cols = np.ones(h, np.float32) @ images  # (n, w)
     mass = rows.sum(axis=1)
     safe = np.where(mass > 0, mass, 1)
     cy, cx = rows @ ys / safe, cols @ xs / safe
@@ -53,7 +54,7 @@ def deskew(images: np.ndarray) -> np.ndarray:
         batch = images[start : start + _CHUNK]  # (c, h, w)
         c = len(batch)
         cy, cx, alpha = _moments(batch)
-        blank = batch.reshape(c, -1).max(axis=1) <= 0
+        blank = ~(batch.reshape(c, -1) > 0).any(axis=1)
         cy[blank], cx[blank] = h / 2, w / 2
         # Bilinear interpolation is separable here: the row offset is one number per image, the column offset one
         # number per output row. First blend whole rows, then shift each row.
@@ -62,11 +63,15 @@ def deskew(images: np.ndarray) -> np.ndarray:
         fr = (row - r0)[:, :, None]
         tall = np.zeros((c, h + 2 * pad_rows, w), np.float32)
         tall[:, pad_rows : pad_rows + h] = batch
-        index = (r0.astype(np.intp) + pad_rows, np.arange(c)[:, None])
-        above = tall[np.arange(c)[:, None], index[0]]  # (c, h, w)
-        below = tall[np.arange(c)[:, None], index[0] + 1]
+        rows = (np.arange(c)[:, None] * (h + 2 * pad_rows) + r0.astype(np.intp) + pad_rows).ravel()
+        tall = tall.reshape(-1, w)
+        above = tall.take(rows, axis=0).reshape(c, h, w)  # whole-row copies: fast
+        below = tall.take(rows + 1, axis=0).reshape(c, h, w)
+        below -= above
+        below *= fr
+        below += above
         wide = np.zeros((c, h, width), np.float32)
-        wide[:, :, pad_cols : pad_cols + w] = above + fr * (below - above)
+        wide[:, :, pad_cols : pad_cols + w] = below
         col = np.clip(alpha, -1, 1)[:, None] * (ys - h / 2) + (cx - w / 2)[:, None]  # (c, h): column offset
         c0 = np.floor(col)
         fc = (col - c0)[:, :, None]
@@ -74,7 +79,10 @@ def deskew(images: np.ndarray) -> np.ndarray:
         left = np.arange(w, dtype=np.int32) + first  # (c, h, w): flat index of the left neighbour
         flat = wide.ravel()
         result = flat.take(left)
-        result += fc * (flat.take(left + 1) - result)
+        right = flat.take(left + 1)
+        right -= result
+        right *= fc
+        result += right
         out[start : start + c] = result
     return out
 
