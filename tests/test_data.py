@@ -57,24 +57,27 @@ def test_checksum_mismatch_names_file_and_digests(tiny):
         load_dataset("tiny", folder)
 
 
+def repin(spec, folder):
+    """The spec with checksums re-pinned to the files now in `folder`, so structural checks are what fails."""
+    import dataclasses
+
+    from conftest import payload_sha256
+    from mnist_softmax.datasets import FileSpec
+
+    files = tuple(FileSpec(f.role, f.name, payload_sha256(folder / f"{f.name}.gz")) for f in spec.files)
+    return dataclasses.replace(spec, files=files)
+
+
 def test_inconsistent_counts_and_labels(tmp_path, monkeypatch):
     folder = tmp_path / "bad"
     spec = make_tiny(folder)
-    monkeypatch.setitem(DATASETS, "tiny", spec)
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(19, np.uint8), compress=True)
     write_idx(folder / "train-labels-idx1-ubyte.gz", np.full(60, 7, np.uint8), compress=True)
-    # Re-pin checksums to the broken files, so the structural checks are what fails.
-    from conftest import payload_sha256
-    from mnist_softmax.datasets import FileSpec, DatasetSpec
-    import dataclasses
-
-    files = tuple(FileSpec(f.role, f.name, payload_sha256(folder / f"{f.name}.gz")) for f in spec.files)
-    monkeypatch.setitem(DATASETS, "tiny", dataclasses.replace(spec, files=files))
+    monkeypatch.setitem(DATASETS, "tiny", repin(spec, folder))
     with pytest.raises(DataFormatError, match="label 7 found, but tiny has classes 0 to 2"):
         load_dataset("tiny", folder)
     write_idx(folder / "train-labels-idx1-ubyte.gz", (np.arange(60) % 3).astype(np.uint8), compress=True)
-    files = tuple(FileSpec(f.role, f.name, payload_sha256(folder / f"{f.name}.gz")) for f in spec.files)
-    monkeypatch.setitem(DATASETS, "tiny", dataclasses.replace(spec, files=files))
+    monkeypatch.setitem(DATASETS, "tiny", repin(spec, folder))
     with pytest.raises(DataFormatError, match="20 images but 19 labels"):
         load_dataset("tiny", folder)
 

@@ -35,7 +35,8 @@ def _number(kind, *, minimum=None, strict=True):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if isinstance(value, float) and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if minimum is not None and (value <= minimum if strict else value < minimum):
@@ -117,16 +118,12 @@ def cmd_evaluate(args) -> int:
     """Measure a saved model on a dataset split: accuracy, per-class precision and recall, confusion counts."""
     import numpy as np
 
-    from .data import load_dataset
     from .metrics import confusion_matrix, per_class
     from .modelfile import load_model
-    from .progress import download_progress
 
     model = load_model(args.model)
-    name = args.dataset or model.metadata.get("dataset", {}).get("name")
-    if not name:
-        raise UsageError(f"{args.model} does not say which dataset it was trained on; pass --dataset")
-    dataset = load_dataset(name, args.data_dir, download=not args.offline, progress=download_progress(args.quiet))
+    dataset = _dataset_for(model, args)
+    name = dataset.spec.name
     if args.split == "test":
         images, labels = dataset.test_images, dataset.test_labels
     else:
@@ -214,6 +211,7 @@ def cmd_predict(args) -> int:
     import numpy as np
 
     from .errors import MnistSoftmaxError
+    from .model import softmax
     from .modelfile import load_model
     from .preprocess import image_for_model
 
@@ -234,7 +232,8 @@ def cmd_predict(args) -> int:
             raw = image_for_model(path, shape, model.preprocessing.scale)
             if raw is None:
                 raise MnistSoftmaxError(f"{path}: no digit found (the image is blank or has too little contrast)")
-            proba = model.predict_proba(raw[None])[0]
+            features = model.features(raw[None])  # (1, d): preprocessed once, used for all that follows
+            proba = softmax(features @ model.coef.T + model.intercept)[0]
             order = np.argsort(-proba, kind="stable")
             label = model.classes[order[0]]
             if args.json:
@@ -251,11 +250,10 @@ def cmd_predict(args) -> int:
 
                 stem = Path(path).stem
                 if args.explain:
-                    plots.save(plots.evidence(model.features(raw[None])[0], model.coef, model.intercept, proba,
-                                              names, shape), Path(args.explain) / f"{stem}.evidence.png")
+                    plots.save(plots.evidence(features[0], model.coef, model.intercept, proba, names, shape),
+                               Path(args.explain) / f"{stem}.evidence.png")
                 if args.show_input:
-                    plots.save(plots.model_input(model.features(raw[None])[0].reshape(shape)),
-                               Path(args.show_input) / f"{stem}.input.png")
+                    plots.save(plots.model_input(features[0].reshape(shape)), Path(args.show_input) / f"{stem}.input.png")
         except MnistSoftmaxError as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr)

@@ -15,7 +15,7 @@ from .data import Dataset
 from .errors import DataFormatError
 from .files import atomic_write
 from .metrics import confusion_matrix, most_confused, per_class
-from .model import SoftmaxModel
+from .model import SoftmaxModel, softmax
 
 # What the classic references report for the test set, to compare a run against.
 REFERENCE = {
@@ -77,9 +77,7 @@ def build_report(model: SoftmaxModel, metrics: dict, history: dict, dataset: Dat
     names = [str(n) for n in model.class_names]
     shape = model.preprocessing.image_shape
     features = model.features(dataset.test_images)  # (n, d)
-    logits = features @ model.coef.T + model.intercept
-    proba = np.exp(logits - logits.max(axis=1, keepdims=True))
-    proba /= proba.sum(axis=1, keepdims=True)
+    proba = softmax(features @ model.coef.T + model.intercept)  # (n, k)
     predicted = proba.argmax(axis=1)
     truth = np.asarray(dataset.test_labels).astype(int)
     counts = confusion_matrix(truth, predicted, len(names))
