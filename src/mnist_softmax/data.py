@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import ROLES, DatasetSpec, FileSpec, get_dataset
-from .errors import ChecksumError, DataFormatError, DataNotFoundError, OutputError
+from .errors import ChecksumError, DataFormatError, DataNotFoundError, DownloadError, OutputError
 from .files import atomic_write
 from .idx import read_idx
 
@@ -209,6 +209,10 @@ def load_dataset(
                 found[f.role], fetched = fetch_file(f, mirrors(spec), dataset_cache(spec), progress=progress)
             except PermissionError as exc:
                 raise OutputError(f"cannot write to the cache {dataset_cache(spec)}: {exc.strerror}") from None
+            except DownloadError as exc:
+                raise DownloadError(
+                    f"{exc}; offline? pass --data-dir DIR with the four IDX files, or use --dataset digits"
+                ) from None
             arrays[f.role] = _cache_decoded(spec, f, found[f.role], fetched.array)
         else:
             arrays[f.role] = _load_file(spec, f, found[f.role])
