@@ -208,9 +208,9 @@ def cmd_predict(args) -> int:
     Each image is made MNIST-like first: greyscale, background removed, cropped to the ink, fitted into 20x20 and
     centred by its centre of mass in 28x28 (then the model's own deskewing, if it was trained with it).
     """
-    import numpy as np
 
     from .errors import MnistSoftmaxError
+    from .explain import top_classes
     from .model import softmax
     from .modelfile import load_model
     from .preprocess import image_for_model
@@ -234,7 +234,7 @@ def cmd_predict(args) -> int:
                 raise MnistSoftmaxError(f"{path}: no digit found (the image is blank or has too little contrast)")
             features = model.features(raw[None])  # (1, d): preprocessed once, used for all that follows
             proba = softmax(features @ model.coef.T + model.intercept)[0]
-            order = np.argsort(-proba, kind="stable")
+            order = top_classes(proba[None], len(proba))[0]
             label = model.classes[order[0]]
             if args.json:
                 print(json.dumps({

@@ -224,9 +224,10 @@ def load_dataset(
 def verify_dataset(name: str, data_dir: str | Path | None = None) -> list[tuple[str, str, str | None]]:
     """Re-hash every present file of a dataset: [(file name, path or '', problem or None)]."""
     spec = get_dataset(name)
+    found = locate(spec, data_dir)
     results = []
     for f in spec.files:
-        path = locate(spec, data_dir)[f.role]
+        path = found[f.role]
         if path is None:
             results.append((f.name, "", "missing"))
             continue

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from .explain import contrast, top_classes  # noqa: E402
 from .files import atomic_write  # noqa: E402
 
 SIGNED = "RdBu"
@@ -128,8 +129,8 @@ def evidence(image: np.ndarray, coef: np.ndarray, intercept: np.ndarray, probabi
     runner-up, the contrast (w_a - w_b) * x ("why a and not b"), and the class probabilities.
     """
     names = [str(n) for n in class_names]
-    a, b = np.argsort(-probabilities, kind="stable")[:2]
-    maps = [image * coef[a], image * coef[b], image * (coef[a] - coef[b])]
+    a, b = top_classes(probabilities[None], 2)[0]
+    maps = [image * coef[a], image * coef[b], contrast(image[None], coef, a, b)[0]]
     limit = float(max(np.abs(m).max() for m in maps)) or 1.0
     fig = plt.figure(figsize=(16, 3.6))
     grid = fig.add_gridspec(1, 7, width_ratios=[1, 1, 1, 1, 0.07, 0.45, 1.6], wspace=0.2)  # [5] keeps a gap
