@@ -110,3 +110,15 @@ def test_predict_on_photographed_mnist_digits(mnist_dir, tmp_path, deskew, capsy
     photo_accuracy = np.mean(np.array(predicted) == ds.test_labels[index])
     clean_accuracy = model.score(ds.test_images[index], ds.test_labels[index])
     assert photo_accuracy >= clean_accuracy - 0.03, (photo_accuracy, clean_accuracy)
+
+
+def test_predict_with_an_unwritable_explain_folder(digits_run, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    image = tmp_path / "one.png"
+    ink = np.full((60, 40), 235, np.uint8)
+    ink[10:50, 16:24] = 20
+    Image.fromarray(ink).save(image)
+    code = main(["predict", str(digits_run / "model.npz"), str(image), "--explain", str(blocker / "ex")])
+    assert code == ExitCode.OUTPUT
+    assert capsys.readouterr().err.strip() == f"error: cannot create {blocker / 'ex'}: Not a directory"

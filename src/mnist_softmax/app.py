@@ -21,11 +21,10 @@ def build_page(model: SoftmaxModel) -> str:
     shape = model.preprocessing.image_shape
     if not shape:
         raise UsageError("the drawing page needs an image model (this one has no image shape)")
-    classes = [c.item() if hasattr(c, "item") else c for c in model.classes]
     data = {
         "coef": base64.b64encode(np.ascontiguousarray(model.coef, dtype="<f4").tobytes()).decode(),
         "intercept": [float(v) for v in model.intercept],
-        "classes": classes,
+        "classes": model.classes.tolist(),
         "class_names": [str(n) for n in model.class_names],
         "shape": list(shape),
         "deskew": model.preprocessing.deskew,

@@ -208,8 +208,7 @@ def cmd_predict(args) -> int:
     Each image is made MNIST-like first: greyscale, background removed, cropped to the ink, fitted into 20x20 and
     centred by its centre of mass in 28x28 (then the model's own deskewing, if it was trained with it).
     """
-
-    from .errors import MnistSoftmaxError
+    from .errors import MnistSoftmaxError, OutputError
     from .explain import top_classes
     from .model import softmax
     from .modelfile import load_model
@@ -224,7 +223,10 @@ def cmd_predict(args) -> int:
         raise UsageError("no image files given (folders are searched for .png, .jpg, .bmp, .gif, .tif, .webp)")
     for folder in (args.explain, args.show_input):
         if folder:
-            Path(folder).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot create {folder}: {exc.strerror or exc}") from None
     names = [str(n) for n in model.class_names]
     failed = 0
     for path in files:
@@ -235,10 +237,9 @@ def cmd_predict(args) -> int:
             features = model.features(raw[None])  # (1, d): preprocessed once, used for all that follows
             proba = softmax(features @ model.coef.T + model.intercept)[0]
             order = top_classes(proba[None], len(proba))[0]
-            label = model.classes[order[0]]
             if args.json:
                 print(json.dumps({
-                    "path": str(path), "prediction": label.item() if hasattr(label, "item") else label,
+                    "path": str(path), "prediction": model.classes.tolist()[order[0]],
                     "class_name": names[order[0]],
                     "probabilities": {names[i]: round(float(proba[i]), 6) for i in range(len(names))},
                 }))
