@@ -13,6 +13,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from mnist_softmax import SoftmaxClassifier, load_model, save_model
 from mnist_softmax.errors import UsageError
+from mnist_softmax.recipes import RECIPES
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_fit_predict_and_attributes(digits):
     h = clf.history_
     assert set(h) == {"step", "epoch", "train_loss", "train_accuracy", "validation_loss", "validation_accuracy"}
     assert h["epoch"][0] == 0 and h["epoch"][-1] == clf.n_epochs_ and np.all(np.diff(h["epoch"])[:-1] == 1)
-    assert clf.n_iter_ >= 1000  # small data: the default recipe trains at least 1000 steps
+    assert clf.n_iter_ == RECIPES["default"].min_steps > 100  # small data: the default recipe's floor on steps
     assert h["train_loss"][-1] < h["train_loss"][0] and h["validation_accuracy"][-1] > 0.9
 
 

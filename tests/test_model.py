@@ -112,7 +112,7 @@ def test_tutorial_recipe_is_plain_sgd_from_zero():
 
 
 def test_curves_match_direct_evaluation():
-    from mnist_softmax.metrics import curves
+    from mnist_softmax.metrics import _curves, curves
 
     X, y = problem()
     rng = np.random.default_rng(3)
@@ -123,5 +123,24 @@ def test_curves_match_direct_evaluation():
         z = X @ coefs[s].T.astype(np.float64) + intercepts[s]
         assert loss[s] == pytest.approx(-log_softmax(z)[np.arange(len(y)), y].mean(), rel=1e-5)
         assert acc[s] == np.mean(z.argmax(1) == y)
-    zero_loss, zero_acc = curves(np.zeros((1, 4, 12), np.float32), np.zeros((1, 4), np.float32), X, y)
-    assert zero_acc[0] == np.mean(y == 0)  # all tied: the first class is predicted, as argmax does
+    # A zero snapshot (every solver's start) is scored without a matrix product: it must agree with the product.
+    zero_coef, zero_intercept = np.zeros((1, 4, 12), np.float32), np.zeros((1, 4), np.float32)
+    mixed_loss, mixed_acc = curves(np.concatenate([zero_coef, coefs]), np.concatenate([zero_intercept, intercepts]), X, y)
+    np.testing.assert_array_equal(mixed_acc[1:], acc)
+    np.testing.assert_allclose(mixed_loss[1:], loss)
+    full_loss, full_acc = _curves(zero_coef, zero_intercept, X, y, None)
+    assert mixed_loss[0] == pytest.approx(full_loss[0]) == pytest.approx(np.log(4))
+    assert mixed_acc[0] == full_acc[0] == np.mean(y == 0)  # all tied: the first class is predicted, as argmax does
+
+
+def test_averaging_returns_the_mean_of_the_last_iterates():
+    X, y = problem(n=640)
+    recipe = get_recipe("default").with_overrides(steps=40)
+    assert recipe.schedule == "constant" and recipe.average == 0.5
+    # With a constant rate, a run of k steps follows the first k steps of a longer run, so these are its iterates.
+    iterates = [solve(X, y, 4, recipe.with_overrides(steps=k, average=0.0), np.random.default_rng(0)) for k in range(21, 41)]
+    averaged = solve(X, y, 4, recipe, np.random.default_rng(0))
+    np.testing.assert_allclose(averaged.coef, np.mean([s.coef for s in iterates], axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(averaged.intercept, np.mean([s.intercept for s in iterates], axis=0), rtol=1e-4, atol=1e-5)
+    assert np.abs(averaged.coef - iterates[-1].coef).max() > 1e-3  # not simply the last iterate
+    assert averaged.history["step"][-1] == 40

@@ -109,8 +109,12 @@ def describe_recipe(recipe) -> str:
              + (" with cosine decay" if recipe.schedule == "cosine" else ""), f"batch {recipe.batch_size}", length]
     if recipe.momentum:
         parts.insert(1, f"momentum {recipe.momentum:g}")
+    if recipe.average:
+        parts.append(f"weights averaged over the last {recipe.average:.0%} of steps")
     if recipe.l2:
         parts.append(f"l2 {recipe.l2:g}")
+    if recipe.center:
+        parts.append("centred inputs")
     return ", ".join(parts)
 
 

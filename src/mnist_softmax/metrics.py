@@ -11,9 +11,21 @@ def curves(coefs: np.ndarray, intercepts: np.ndarray, X, y, transform=None):
     """Mean cross-entropy and accuracy of every snapshot on (X, y).
 
     coefs (s, k, d) and intercepts (s, k) are s snapshots of one model; X (n, ...) raw inputs, turned into features
-    by `transform` (the model's preprocessing) chunk by chunk, so that no float copy of X is made. All snapshots share one matrix product per chunk, which
-    is what makes recording the tutorial's curves at every step affordable. Returns (loss (s,), accuracy (s,)).
+    by `transform` (the model's preprocessing) chunk by chunk, so that no float copy of X is made. All snapshots
+    share one matrix product per chunk, which is what makes recording the tutorial's curves at every step
+    affordable. Returns (loss (s,), accuracy (s,)).
     """
+    y = np.asarray(y)
+    # All-zero weights (every solver's start) score every class 0: loss log(k), and argmax picks class 0.
+    zero = ~(coefs.any(axis=(1, 2)) | intercepts.any(axis=1))
+    loss = np.full(len(coefs), np.log(coefs.shape[1]))
+    accuracy = np.full(len(coefs), np.mean(y == 0) if len(y) else 0.0)
+    if not zero.all():
+        loss[~zero], accuracy[~zero] = _curves(coefs[~zero], intercepts[~zero], X, y, transform)
+    return loss, accuracy
+
+
+def _curves(coefs, intercepts, X, y, transform):
     s, k, d = coefs.shape
     stacked = coefs.transpose(1, 0, 2).reshape(k * s, d)  # (k*s, d), class-major
     bias = intercepts.T[:, :, None]  # (k, s, 1)

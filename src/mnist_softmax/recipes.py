@@ -28,6 +28,7 @@ class Recipe:
     steps: int | None = None  # SGD updates, or L-BFGS iterations
     min_steps: int = 0  # with `epochs`, at least this many updates, so small datasets train long enough
     schedule: str = "constant"  # learning rate "constant", or "cosine" decay to zero at the last step
+    average: float = 0.0  # > 0: the model is the mean of the iterates of this last fraction of SGD steps
     l2: float = 0.0  # objective = mean cross-entropy + (l2 / 2) ||W||^2
     center: bool = False  # optimise on centred inputs (same model, better conditioned)
     lr_cap: float = 0.0  # > 0: learning rate at most lr_cap / top eigenvalue of E[x x^T], so any data scale trains
@@ -61,6 +62,7 @@ class Recipe:
             ("min_steps", _is_int(self.min_steps) and self.min_steps >= 0, "an integer >= 0"),
             ("l2", self.l2 >= 0, ">= 0"),
             ("lr_cap", self.lr_cap >= 0, ">= 0"),
+            ("average", 0 <= self.average <= 1, "in [0, 1]"),
             ("tol", self.tol > 0, "> 0"),
             ("solver", self.solver in ("sgd", "lbfgs"), "'sgd' or 'lbfgs'"),
             ("schedule", self.schedule in ("constant", "cosine"), "'constant' or 'cosine'"),
@@ -82,8 +84,8 @@ RECIPES = {
     for r in (
         Recipe("tutorial", learning_rate=0.5, batch_size=64, steps=1000, record="step", test_curves=True),
         Recipe(
-            "default", learning_rate=1.0, momentum=0.9, batch_size=256, epochs=5, min_steps=1000, schedule="cosine",
-            l2=1e-4, lr_cap=50.0,
+            "default", learning_rate=1.0, momentum=0.9, batch_size=256, epochs=4, min_steps=800, average=0.5,
+            l2=5e-5, center=True, lr_cap=50.0,
         ),
         Recipe("optimal", solver="lbfgs", steps=1000, l2=1e-4, center=True, record="step"),
     )
