@@ -98,12 +98,8 @@ def test_tutorial_recipe_is_plain_sgd_from_zero():
     assert h["step"].tolist() == list(range(31))  # every step, from the zero start
     assert h["train_loss"][0] == pytest.approx(np.log(4), rel=1e-6)  # zero weights: uniform probabilities
     assert h["test_loss"][-1] < h["test_loss"][0]
-    # One plain SGD step by hand, with the same batch the solver saw, reproduces the first snapshot.
-    order = np.random.default_rng(0).permutation(len(y))
-    rng = np.random.default_rng(0)
-    rng.permutation(len(y))
-    first_batch = rng.permutation(10)[0]
-    rows = order[first_batch * 64 : (first_batch + 1) * 64]
+    # One plain SGD step by hand, on the first batch of the solver's first epoch order, reproduces its first snapshot.
+    rows = np.random.default_rng(0).permutation(len(y))[:64]
     _, gW, gb = loss_and_grad(np.zeros((4, 12)), np.zeros(4), X[rows], y[rows])
     one = get_recipe("tutorial").with_overrides(steps=1)
     sol1 = solve(X, y, 4, one, np.random.default_rng(0))

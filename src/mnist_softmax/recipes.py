@@ -31,7 +31,7 @@ class Recipe:
     average: float = 0.0  # > 0: the model is the mean of the iterates of this last fraction of SGD steps
     l2: float = 0.0  # objective = mean cross-entropy + (l2 / 2) ||W||^2
     center: bool = False  # optimise on centred inputs (same model, better conditioned)
-    lr_cap: float = 0.0  # > 0: learning rate at most lr_cap / top eigenvalue of E[x x^T], so any data scale trains
+    lr_cap: float = 0.0  # > 0: rate at most lr_cap / top eigenvalue of E[x x^T] (centred with `center`): any scale trains
     record: str = "epoch"  # record the curves every "step" or every "epoch"
     test_curves: bool = False  # also record test-set curves (the tutorial does; model selection must not)
     tol: float = 1e-6  # L-BFGS: stop when the largest gradient component is below this
@@ -85,7 +85,7 @@ RECIPES = {
         Recipe("tutorial", learning_rate=0.5, batch_size=64, steps=1000, record="step", test_curves=True),
         Recipe(
             "default", learning_rate=1.0, momentum=0.9, batch_size=256, epochs=4, min_steps=800, average=0.5,
-            l2=5e-5, center=True, lr_cap=50.0,
+            l2=5e-5, center=True, lr_cap=10.0,
         ),
         Recipe("optimal", solver="lbfgs", steps=1000, l2=1e-4, center=True, record="step"),
     )

@@ -1,8 +1,8 @@
 """Solvers: plain functions, looked up by name, that fit W (k, d) and b (k,) for a recipe.
 
-`solve` is the one entry point: it shuffles the data into a float32 copy, runs the recipe's solver, which reports
-snapshots of the weights at the recipe's record points, and turns the snapshots into curves afterwards, in one
-matrix product per chunk of data rather than one pass per snapshot.
+`solve` is the one entry point: it turns the data into float32 features (no copy when they already are), runs the
+recipe's solver, which reports snapshots of the weights at the recipe's record points, and turns the snapshots
+into curves afterwards, in one matrix product per chunk of data rather than one pass per snapshot.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from .metrics import curves
 from .model import loss_and_grad
 from .recipes import Recipe
 
-_GATHER_ROWS = 8192
-_CENTRE_ROWS = 16384
+_CHUNK_ROWS = 8192
+_SAMPLE_ROWS = 16384
 
 
 @dataclass
@@ -31,14 +31,22 @@ class Solution:
     learning_rate: float | None  # the rate SGD used (the recipe's, or its cap for this data); None for L-BFGS
 
 
-def shuffled_features(X, order: np.ndarray, transform=None) -> np.ndarray:
-    """transform(X[order]) as C-contiguous float32 (n, d), built in chunks so no full-size temporary is made."""
-    first = transform(X[order[:1]]) if transform else np.asarray(X[order[:1]], np.float32)
-    out = np.empty((len(order), first.shape[1]), dtype=np.float32)
-    for start in range(0, len(order), _GATHER_ROWS):
-        rows = X[order[start : start + _GATHER_ROWS]]
+def as_features(X, transform=None) -> np.ndarray:
+    """transform(X) as C-contiguous float32 (n, d): X itself when it already is and there is no transform,
+    otherwise built in chunks so that no full-size temporary is made."""
+    if transform is None and isinstance(X, np.ndarray) and X.dtype == np.float32 and X.flags.c_contiguous:
+        return X
+    first = transform(X[:1]) if transform else np.asarray(X[:1], np.float32)
+    out = np.empty((len(X), first.shape[1]), dtype=np.float32)
+    for start in range(0, len(X), _CHUNK_ROWS):
+        rows = X[start : start + _CHUNK_ROWS]
         out[start : start + len(rows)] = transform(rows) if transform else rows
     return out
+
+
+def spread_sample(X, rows: int) -> np.ndarray:
+    """About `rows` rows spread evenly over X (a view): representative even when X is sorted by class."""
+    return X[:: max(1, len(X) // rows)][:rows]
 
 
 class _Recorder:
@@ -60,7 +68,7 @@ def top_eigenvalue(X, mu=None, rows: int = 2048, iterations: int = 20) -> float:
 
     It bounds the curvature of the loss, so it tells how large a learning rate the data can take.
     """
-    sample = np.asarray(X[:rows], dtype=np.float32)
+    sample = np.asarray(spread_sample(X, rows), dtype=np.float32)
     if mu is not None:
         sample = sample - mu
     v = np.random.default_rng(0).standard_normal(sample.shape[1]).astype(np.float32)
@@ -77,7 +85,9 @@ def top_eigenvalue(X, mu=None, rows: int = 2048, iterations: int = 20) -> float:
 def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> tuple:
     """Mini-batch SGD with optional heavy-ball momentum, cosine decay and iterate averaging, from zero weights.
 
-    X (n, d) float32 is already shuffled: batches are contiguous slices, visited in a new random order each epoch.
+    Each epoch visits the rows of X (n, d) float32 in a new random order, a batch at a time (random reshuffling, as
+    the tutorial's next_batch does). A batch is gathered into a small reused buffer, which costs less than a
+    shuffled copy of X: no fresh memory the size of the data, and the batch is in cache for both matrix products.
     With `recipe.average`, the model is the running mean of the iterates of the last steps (Polyak-Ruppert), which
     cancels much of the noise a constant learning rate leaves in the last iterate; snapshots record that mean.
     """
@@ -97,13 +107,17 @@ def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> t
     # Stable log-sum-exp keeps even absurd weights' loss finite, so "diverged" also means "exploded": a mean
     # cross-entropy 10,000 times that of the zero start, which no converging run comes near.
     explode = 1e4 * math.log(k)
+    buffer = np.empty((B, d), np.float32)
     t = 0
     while t < total:
-        for i in rng.permutation(batches):
+        order = rng.permutation(n)
+        for start in range(0, n, B):
+            rows = np.sort(order[start : start + B])  # the same batch; ascending rows read memory faster
             lr = rate
             if recipe.schedule == "cosine":
                 lr *= 0.5 * (1 + math.cos(math.pi * t / total))
-            loss, gW, gb = loss_and_grad(W, b, X[i * B : (i + 1) * B], y[i * B : (i + 1) * B], recipe.l2, mu)
+            batch = np.take(X, rows, axis=0, out=buffer[: len(rows)], mode="clip")  # "clip": rows are valid, no copy
+            loss, gW, gb = loss_and_grad(W, b, batch, y[rows], recipe.l2, mu)
             if not loss < explode:  # also catches NaN
                 raise DivergenceError(
                     f"training diverged at step {t + 1}: the loss is {loss:.3g}, up from {math.log(k):.3g} at the "
@@ -169,19 +183,18 @@ def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, tra
     `monitor` maps names to (X, y) sets whose loss and accuracy are recorded with the training set's at every
     record point of the recipe. Returns a Solution with the plain-model weights and the history.
     """
-    order = rng.permutation(len(y))
-    Xs = shuffled_features(X, order, transform)
-    ys = np.asarray(y)[order].astype(np.intp)
-    # Any centre gives the same model; the mean of a random sample conditions the problem as well as the full mean.
-    mu = Xs[:_CENTRE_ROWS].mean(axis=0, dtype=np.float64).astype(np.float32) if recipe.center else None
+    Xf = as_features(X, transform)
+    yf = np.asarray(y).astype(np.intp)
+    # Any centre gives the same model; the mean of a sample conditions the problem as well as the full mean.
+    mu = spread_sample(Xf, _SAMPLE_ROWS).mean(axis=0, dtype=np.float64).astype(np.float32) if recipe.center else None
     recorder = _Recorder(mu)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        W, b, steps, rate = SOLVERS[recipe.solver](Xs, ys, n_classes, recipe, rng, mu, recorder)
+        W, b, steps, rate = SOLVERS[recipe.solver](Xf, yf, n_classes, recipe, rng, mu, recorder)
     if recorder.steps[-1] != steps:
         recorder(steps, recorder.epochs[-1], W, b)
     coefs, intercepts = np.stack(recorder.coefs), np.stack(recorder.intercepts)
     history = {"step": np.array(recorder.steps), "epoch": np.array(recorder.epochs)}
-    for name, (Xm, ym, t) in {"train": (Xs, ys, None), **{k: (*v, transform) for k, v in (monitor or {}).items()}}.items():
+    for name, (Xm, ym, t) in {"train": (Xf, yf, None), **{k: (*v, transform) for k, v in (monitor or {}).items()}}.items():
         history[f"{name}_loss"], history[f"{name}_accuracy"] = curves(coefs, intercepts, Xm, ym, t)
     epochs = recorder.epochs[-1] if recipe.solver == "sgd" else float(steps)
     return Solution(W, b if mu is None else b - W @ mu, history, steps, epochs, rate)
