@@ -18,7 +18,7 @@ from .model import loss_and_grad
 from .recipes import Recipe
 
 _CHUNK_ROWS = 8192
-_SAMPLE_ROWS = 16384
+_SAMPLE_ROWS = 4096
 
 
 @dataclass
