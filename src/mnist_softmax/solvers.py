@@ -145,7 +145,7 @@ def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) ->
     """Full-batch L-BFGS (scipy) on the exact regularised loss and gradient, to `recipe.tol`."""
     from scipy.optimize import minimize
 
-    n, d = X.shape
+    d = X.shape[1]
 
     def unpack(theta):
         return theta[: k * d].reshape(k, d).astype(np.float32), theta[k * d :].astype(np.float32)
