@@ -45,6 +45,16 @@ def test_fit_predict_and_attributes(digits):
     assert h["train_loss"][-1] < h["train_loss"][0] and h["validation_accuracy"][-1] > 0.9
 
 
+@pytest.mark.parametrize("recipe", ["default", "tutorial"])
+def test_training_data_sorted_by_class(digits, recipe):
+    """Batches are drawn at random from all rows, so data sorted by label trains as well as shuffled data."""
+    X_train, X_test, y_train, y_test = digits
+    order = np.argsort(y_train, kind="stable")
+    shuffled = SoftmaxClassifier(recipe, random_state=0).fit(X_train, y_train).score(X_test, y_test)
+    sorted_ = SoftmaxClassifier(recipe, random_state=0).fit(X_train[order], y_train[order]).score(X_test, y_test)
+    assert sorted_ >= 0.93 and abs(sorted_ - shuffled) < 0.02, (sorted_, shuffled)
+
+
 def test_same_seed_same_model_and_string_labels(digits):
     X_train, _, y_train, _ = digits
     names = np.array(list("abcdefghij"))[y_train]
