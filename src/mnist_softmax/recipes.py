@@ -84,7 +84,7 @@ RECIPES = {
     for r in (
         Recipe("tutorial", learning_rate=0.5, batch_size=64, steps=1000, record="step", test_curves=True),
         Recipe(
-            "default", learning_rate=1.5, momentum=0.9, batch_size=256, epochs=3.5, min_steps=600, average=0.5,
+            "default", learning_rate=2.0, momentum=0.9, batch_size=256, epochs=3, min_steps=600, average=0.5,
             l2=5e-5, center=True, lr_cap=10.0,
         ),
         Recipe("optimal", solver="lbfgs", steps=1000, l2=1e-4, center=True, record="step"),
