@@ -70,6 +70,7 @@ def test_default_run_dir_is_fresh(tmp_path, monkeypatch, capsys):
         (["train", "--learning-rate", "-1"], ExitCode.USAGE, ["argument --learning-rate: must be > 0, got -1"]),
         (["train", "--learning-rate", "nan"], ExitCode.USAGE, ["expected a finite number, got 'nan'"]),
         (["train", "--batch-size", "many"], ExitCode.USAGE, ["expected an integer, got 'many'"]),
+        (["train", "--dataset", "digits", "--average", "2"], ExitCode.USAGE, ["average must be in [0, 1], got 2.0"]),
         (["train", "--steps", "5", "--epochs", "1"], ExitCode.USAGE, ["not allowed with argument"]),
         (["train", "--dataset", "cifar"], ExitCode.USAGE, ["invalid choice: 'cifar'"]),
         (["train", "--data-dir", "/nonexistent/folder"], ExitCode.DATA, ["data folder /nonexistent/folder does not exist"]),

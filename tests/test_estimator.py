@@ -1,5 +1,6 @@
 """SoftmaxClassifier as a scikit-learn citizen, and models saved from it."""
 
+import re
 import subprocess
 import sys
 
@@ -55,6 +56,17 @@ def test_training_data_sorted_by_class(digits, recipe):
     assert sorted_ >= 0.93 and abs(sorted_ - shuffled) < 0.02, (sorted_, shuffled)
 
 
+def test_average_zero_keeps_the_last_step(digits):
+    X_train, _, y_train, _ = digits
+    last = SoftmaxClassifier(average=0.0, steps=50, random_state=0).fit(X_train, y_train)
+    mean = SoftmaxClassifier(steps=50, random_state=0).fit(X_train, y_train)
+    shorter = SoftmaxClassifier(average=0.0, steps=49, random_state=0).fit(X_train, y_train)
+    # The default averages the last 25 steps; with averaging off the model is the 50th step itself.
+    assert np.abs(last.coef_ - mean.coef_).max() > 1e-3
+    assert np.abs(last.coef_ - shorter.coef_).max() > 0
+    assert last.to_model().metadata["hyperparameters"]["average"] == 0.0
+
+
 def test_same_seed_same_model_and_string_labels(digits):
     X_train, _, y_train, _ = digits
     names = np.array(list("abcdefghij"))[y_train]
@@ -80,11 +92,12 @@ def test_pipeline_and_grid_search(digits):
         ({"recipe": "fast"}, "unknown recipe 'fast'; choose from tutorial, default, optimal"),
         ({"steps": 10, "epochs": 2}, "give either steps or epochs, not both"),
         ({"l2": float("nan")}, "l2 must be >= 0, got nan"),
+        ({"average": 1.5}, "average must be in [0, 1], got 1.5"),
     ],
 )
 def test_bad_parameters_are_named(digits, params, message):
     X_train, _, y_train, _ = digits
-    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(UsageError, match=re.escape(message)):
         SoftmaxClassifier(**params).fit(X_train, y_train)
 
 

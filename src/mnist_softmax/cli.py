@@ -69,6 +69,7 @@ def cmd_train(args) -> int:
         steps=args.steps,
         epochs=args.epochs,
         l2=args.l2,
+        average=args.average,
     )
     out = Path(args.out) if args.out else default_run_dir(args.dataset, recipe.name)
     started = time.perf_counter()
@@ -419,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--epochs", type=_number(float, minimum=0), metavar="N", help="passes over the training set")
     p.add_argument("--l2", type=_number(float, minimum=0, strict=False), metavar="LAMBDA",
                    help="L2 penalty: loss + LAMBDA/2 * ||W||^2")
+    p.add_argument("--average", type=_number(float, minimum=0, strict=False), metavar="FRACTION",
+                   help="the model is the mean of the weights over this last fraction of the SGD steps (0: the last)")
     p.add_argument("--seed", type=_number(int, minimum=0, strict=False), default=0, help="default: 0")
     p.add_argument("--no-plots", action="store_true", help="do not draw weights.png and curves.png")
     p.add_argument("--deskew", action="store_true",

@@ -24,6 +24,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     `"tutorial"` is TensorFlow's mnist_softmax.py (plain SGD, rate 0.5, batch 64, 1000 steps); `"optimal"` is
     L-BFGS to tight tolerance on mean cross-entropy + (l2 / 2) ||W||^2, which equals scikit-learn's
     LogisticRegression(C=1 / (n_samples * l2)).
+    `average` is the last fraction of SGD steps over which the weights are averaged (0: keep the last step's).
     Inputs are used as given: scale pixels to [0, 1] first (X / 255).
     """
 
@@ -37,6 +38,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         epochs=None,
         steps=None,
         l2=None,
+        average=None,
         tol=None,
         random_state=None,
     ):
@@ -47,6 +49,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.steps = steps
         self.l2 = l2
+        self.average = average
         self.tol = tol
         self.random_state = random_state
 
@@ -58,6 +61,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             epochs=self.epochs,
             steps=self.steps,
             l2=self.l2,
+            average=self.average,
             tol=self.tol,
         )
 
