@@ -103,7 +103,8 @@ def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> t
     vW, vb = np.zeros_like(W), np.zeros_like(b)
     average_after = total - round(recipe.average * total)
     mean_W, mean_b, averaged = W.copy(), b.copy(), 0
-    record(0, 0.0, W, b)
+    model = (W, b)  # the weights the model has now: the iterate, then its running mean once averaging starts
+    record(0, 0.0, *model)
     # Stable log-sum-exp keeps even absurd weights' loss finite, so "diverged" also means "exploded": a mean
     # cross-entropy 10,000 times that of the zero start, which no converging run comes near.
     explode = 1e4 * math.log(k)
@@ -134,11 +135,12 @@ def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> t
                 averaged += 1
                 mean_W += (W - mean_W) / np.float32(averaged)
                 mean_b += (b - mean_b) / np.float32(averaged)
+                model = (mean_W, mean_b)
             if recipe.record == "step" or t % batches == 0 or t == total:
-                record(t, t / batches, *((mean_W, mean_b) if averaged else (W, b)))
+                record(t, t / batches, *model)
             if t == total:
                 break
-    return *((mean_W, mean_b) if averaged else (W, b)), t, rate
+    return *model, t, rate
 
 
 def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> tuple:
