@@ -93,6 +93,8 @@ def test_pipeline_and_grid_search(digits):
         ({"steps": 10, "epochs": 2}, "give either steps or epochs, not both"),
         ({"l2": float("nan")}, "l2 must be >= 0, got nan"),
         ({"average": 1.5}, "average must be in [0, 1], got 1.5"),
+        ({"average": "x"}, "average must be a number, got 'x'"),
+        ({"learning_rate": "fast"}, "learning_rate must be a number, got 'fast'"),
     ],
 )
 def test_bad_parameters_are_named(digits, params, message):

@@ -17,6 +17,9 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+_NUMBERS = ("learning_rate", "momentum", "batch_size", "epochs", "steps", "min_steps", "l2", "lr_cap", "average", "tol")
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -53,6 +56,10 @@ class Recipe:
 
     def check(self) -> None:
         """Raise UsageError naming the first value that is not allowed."""
+        for name in _NUMBERS:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, numbers.Real) or isinstance(value, bool)):
+                raise UsageError(f"{name} must be a number, got {value!r}")
         rules = [
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
