@@ -29,6 +29,7 @@ class Solution:
     n_steps: int
     n_epochs: float
     learning_rate: float | None  # the rate SGD used (the recipe's, or its cap for this data); None for L-BFGS
+    snapshots: tuple | None = None  # (steps (s,), coefs (s, k, d), intercepts (s, k)) at the record points
 
 
 def as_features(X, transform=None) -> np.ndarray:
@@ -199,4 +200,5 @@ def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, tra
     for name, (Xm, ym, t) in {"train": (Xf, yf, None), **{k: (*v, transform) for k, v in (monitor or {}).items()}}.items():
         history[f"{name}_loss"], history[f"{name}_accuracy"] = curves(coefs, intercepts, Xm, ym, t)
     epochs = recorder.epochs[-1] if recipe.solver == "sgd" else float(steps)
-    return Solution(W, b if mu is None else b - W @ mu, history, steps, epochs, rate)
+    return Solution(W, b if mu is None else b - W @ mu, history, steps, epochs, rate,
+                    (history["step"], coefs, intercepts))
