@@ -49,3 +49,50 @@ def test_other_figures_draw(tmp_path):
                          rng.random(5), list("0123456789"), (28, 28))
     for name, f in [("c.png", plots.learning_curves(history)), ("m.png", fig)]:
         assert plots.save(f, tmp_path / name).stat().st_size > 1000
+
+
+def test_percent_never_rounds_a_mistake_to_certainty():
+    assert plots.percent(0.9997) == "99.97%"
+    assert plots.percent(0.99999) == "99.999%"
+    assert plots.percent(0.5) == "50.0%" and plots.percent(1.0) == "100.0%" and plots.percent(0.0) == "0.0%"
+    assert plots.percent(2e-5) == "0.002%"
+
+
+def test_animation_frames_pick_first_last_and_at_most_the_limit():
+    steps = np.arange(1001)
+    pick = plots.animation_frames(steps, 32)
+    assert 20 <= len(pick) <= 32 and pick[0] == 0 and pick[-1] == 1000
+    assert np.all(np.diff(pick) > 0)
+    assert np.median(np.diff(steps[pick])[:10]) < np.median(np.diff(steps[pick])[-10:])  # denser early
+    assert list(plots.animation_frames(np.arange(0, 50, 10), 32)) == [0, 1, 2, 3, 4]  # few snapshots: all
+
+
+def test_weights_animation_has_one_colour_scale_and_a_caption_per_frame(tmp_path):
+    from PIL import Image, ImageSequence
+
+    rng = np.random.default_rng(0)
+    final = rng.normal(size=(10, 784)).astype(np.float32)
+    growth = np.linspace(0, 1, 24)
+    coefs = growth[:, None, None] * final  # (24, 10, 784): the weights grow linearly
+    frames = plots.weights_animation(coefs, (28, 28), list("0123456789"), np.arange(24) * 10,
+                                     np.linspace(0.1, 0.9, 24))
+    assert len(frames) == 24 and len({f.size for f in frames}) == 1 and frames[0].mode == "P"
+    arrays = np.stack([np.asarray(f) for f in frames])
+    # One scale for all frames: the first frame (all zero weights) is uniformly the middle colour, the last
+    # frame's largest weight takes an end of the scale, and a middle frame is paler than the last.
+    panels = arrays[:, 40:-40, :]  # below the caption, above the colour bar
+    assert len(np.unique(panels[0][panels[0] < plots._LEVELS])) == 1
+    last_levels = panels[-1][panels[-1] < plots._LEVELS]
+    assert last_levels.min() == 0 or last_levels.max() == plots._LEVELS - 1
+    middle = panels[12][panels[12] < plots._LEVELS].astype(int)
+    centre = (plots._LEVELS - 1) / 2
+    assert np.abs(middle - centre).max() < np.abs(last_levels.astype(int) - centre).max()
+    # The caption (step, accuracy) is drawn in the header and differs between frames:
+    header = arrays[:, :25, :]
+    assert all((header[j] >= plots._LEVELS).any() for j in range(24))
+    assert not np.array_equal(header[3], header[4])
+    path = plots.save_animation(frames, tmp_path / "w.gif", comment="steps 0 10")
+    with Image.open(path) as gif:
+        assert gif.n_frames == 24 and gif.info["comment"] == b"steps 0 10" and gif.info["loop"] == 0
+        first = np.asarray(next(ImageSequence.Iterator(gif)).convert("RGB"))
+    assert first.shape == (frames[0].size[1], frames[0].size[0], 3)

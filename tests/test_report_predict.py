@@ -25,6 +25,10 @@ def digits_run(tmp_path_factory):
 def test_train_draws_weights_and_curves(digits_run, tmp_path):
     for name in ("weights.png", "curves.png"):
         assert (digits_run / name).read_bytes()[:4] == b"\x89PNG"
+    with Image.open(digits_run / "weights.gif") as gif:  # the weights forming, a frame per record point
+        steps = [int(s) for s in gif.info["comment"].decode().split()[1:]]
+        assert gif.n_frames == len(steps) >= 20 and steps[0] == 0
+    assert steps[-1] == json.loads((digits_run / "metrics.json").read_text())["steps"]
     assert main(["train", "--dataset", "digits", "--out", str(tmp_path / "r"), "-q", "--no-plots", "--steps", "5"]) == 0
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["history.csv", "metrics.json", "model.npz"]
 

@@ -94,7 +94,8 @@ def cmd_train(args) -> int:
     print(f"time      {m['train_seconds']:.2f} s training, {m['steps']:,} steps ({m['epochs']:.2f} epochs)")
     print(f"accuracy  train {pct('train_accuracy')}  validation {pct('validation_accuracy')}  "
           f"test {pct('test_accuracy')}")
-    written = "model.npz, metrics.json, history.csv" + ("" if args.no_plots else ", weights.png, curves.png")
+    written = "model.npz, metrics.json, history.csv"
+    written += "" if args.no_plots else ", weights.png, weights.gif, curves.png"
     print(f"run       {out}/  ({written})")
     return ExitCode.OK
 
@@ -423,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--average", type=_number(float, minimum=0, strict=False), metavar="FRACTION",
                    help="the model is the mean of the weights over this last fraction of the SGD steps (0: the last)")
     p.add_argument("--seed", type=_number(int, minimum=0, strict=False), default=0, help="default: 0")
-    p.add_argument("--no-plots", action="store_true", help="do not draw weights.png and curves.png")
+    p.add_argument("--no-plots", action="store_true", help="do not draw weights.png, weights.gif and curves.png")
     p.add_argument("--deskew", action="store_true",
                    help="straighten each image by its moments; the model remembers and applies it when predicting")
     p.add_argument("--validation-size", type=_number(int, minimum=0, strict=False), metavar="N",

@@ -32,6 +32,7 @@ class Run:
     model: SoftmaxModel
     metrics: dict
     history: dict[str, np.ndarray]
+    snapshots: tuple | None = None  # (steps (s,), coefs (s, k, d), intercepts (s, k)) at the history's points
 
 
 def train(
@@ -98,7 +99,7 @@ def train(
             "package_version": __version__,
         },
     )
-    return Run(model, metrics, solution.history)
+    return Run(model, metrics, solution.history, solution.snapshots)
 
 
 def history_csv(history: dict[str, np.ndarray]) -> str:
@@ -110,6 +111,23 @@ def history_csv(history: dict[str, np.ndarray]) -> str:
     for row in zip(*columns):
         writer.writerow(f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row)
     return out.getvalue()
+
+
+def write_animation(run: Run, path: Path) -> Path:
+    """weights.gif: the weight maps at (up to 32 of) the record points, with the step and accuracy on each frame.
+
+    The GIF's comment lists the frames' steps ("steps 0 25 ..."), so the report can label its step slider.
+    """
+    from . import plots
+
+    steps, coefs, _ = run.snapshots
+    pick = plots.animation_frames(steps)
+    name = "validation" if "validation_accuracy" in run.history else "train"
+    accuracy = np.asarray(run.history[f"{name}_accuracy"])[pick]
+    epochs = np.asarray(run.history["epoch"])[pick] if "epoch" in run.history else None
+    frames = plots.weights_animation(coefs[pick], run.model.preprocessing.image_shape, run.model.class_names,
+                                     steps[pick], accuracy, accuracy_label=f"{name} accuracy", epochs=epochs)
+    return plots.save_animation(frames, path, comment="steps " + " ".join(str(int(s)) for s in steps[pick]))
 
 
 def default_run_dir(dataset: str, recipe: str, root: Path = Path("runs")) -> Path:
@@ -124,7 +142,8 @@ def default_run_dir(dataset: str, recipe: str, root: Path = Path("runs")) -> Pat
 
 
 def write_run(run: Run, out_dir: Path, *, figures: bool = True) -> Path:
-    """Write model.npz, metrics.json, history.csv (and weights.png, curves.png) into `out_dir`, all or nothing.
+    """Write model.npz, metrics.json, history.csv (and weights.png, weights.gif, curves.png) into `out_dir`, all or
+    nothing.
 
     The files are written to a hidden sibling directory that is renamed into place at the end, so an interrupted
     or failed write leaves no partial run. `out_dir` must not exist, or be empty.
@@ -149,6 +168,8 @@ def write_run(run: Run, out_dir: Path, *, figures: bool = True) -> Path:
             if model.preprocessing.image_shape:
                 plots.save(plots.weight_maps(model.coef, model.preprocessing.image_shape, model.class_names),
                            staging / "weights.png")
+                if run.snapshots is not None:
+                    write_animation(run, staging / "weights.gif")
             plots.save(plots.learning_curves(run.history), staging / "curves.png")
         if out_dir.exists():
             out_dir.rmdir()
