@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import base64
-import html
 import http.server
-import json
+import sys
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from .errors import UsageError
 from .files import atomic_write
+from .htmlpage import Page, document, render
 from .model import SoftmaxModel
 
+IDLE_TIMEOUT = 10.0  # seconds a client connection may stay silent before the server drops it
 
-def build_page(model: SoftmaxModel) -> str:
-    """The page's HTML, with the model's weights (float32, base64) and preprocessing embedded."""
+
+def build_document(model: SoftmaxModel) -> Page:
+    """The page and its Content-Security-Policy, with the model's weights (float32, base64) and preprocessing."""
     shape = model.preprocessing.image_shape
     if not shape:
         raise UsageError("the drawing page needs an image model (this one has no image shape)")
@@ -32,15 +35,23 @@ def build_page(model: SoftmaxModel) -> str:
     meta = model.metadata
     dataset = meta.get("dataset", {}).get("title") or meta.get("dataset", {}).get("name") or "its data"
     accuracy = meta.get("metrics", {}).get("test_accuracy")
-    about = f"Model trained on {dataset}" + (f", {100 * accuracy:.2f}% test accuracy" if accuracy else "")
+    known = isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) and 0 <= accuracy <= 1
+    about = f"Model trained on {dataset}" + (f", {100 * accuracy:.2f}% test accuracy" if known else "")
     about += ", deskewed inputs." if model.preprocessing.deskew else "."
     static = resources.files("mnist_softmax") / "static"
-    page = (static / "app.html").read_text(encoding="utf-8")
-    script = (static / "app.js").read_text(encoding="utf-8")
-    # JSON inside <script>: "</" must not appear, or it would end the element.
-    return (page.replace("__MODEL__", json.dumps(data).replace("</", "<\\/"))
-            .replace("__ABOUT__", html.escape(about))
-            .replace("__SCRIPT__", script))
+    return document(
+        title="Draw a digit · mnist-softmax",
+        body=render((static / "app.html").read_text(encoding="utf-8"), about=about),
+        styles=[(static / "app.css").read_text(encoding="utf-8")],
+        scripts=[(static / "app.js").read_text(encoding="utf-8")],
+        data={"model": data},
+        body_class="empty",
+    )
+
+
+def build_page(model: SoftmaxModel) -> str:
+    """The page's HTML text."""
+    return build_document(model).html
 
 
 def write_page(model: SoftmaxModel, path: str | Path) -> Path:
@@ -50,23 +61,65 @@ def write_page(model: SoftmaxModel, path: str | Path) -> Path:
     return path
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many clients at once wait in the queue instead of being refused
+
+    def handle_error(self, request, client_address):
+        """A client that hangs up or stalls is no error of ours: no traceback; anything else is reported."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def make_server(model: SoftmaxModel, port: int = 0) -> http.server.ThreadingHTTPServer:
-    """A server on 127.0.0.1 (a free port when 0) that serves the page at / and nothing else."""
-    body = build_page(model).encode("utf-8")
+    """A server on 127.0.0.1 (a free port when 0) that serves the page at / and nothing else.
+
+    Answers only requests whose Host header names this server (127.0.0.1:PORT or localhost:PORT), so a web
+    page elsewhere cannot reach it through DNS rebinding; sends the page's CSP, nosniff and no-store headers;
+    idle connections are dropped after a few seconds.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UsageError(f"port must be an integer from 0 to 65535, got {port!r}")
+    page = build_document(model)
+    body = page.html.encode("utf-8")
+    allowed_hosts: set[str] = set()
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        timeout = IDLE_TIMEOUT  # seconds a connection may stay silent
+
+        def end_headers(self):
+            self.send_header("Content-Security-Policy", page.header_csp)
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Referrer-Policy", "no-referrer")
+            self.send_header("Cache-Control", "no-store")
+            super().end_headers()
+
+        def do_HEAD(self):
+            self._answer(send_body=False)
+
         def do_GET(self):
-            if self.path not in ("/", "/index.html"):
+            self._answer(send_body=True)
+
+        def _answer(self, send_body: bool):
+            if self.headers.get("Host", "").lower() not in allowed_hosts:
+                self.send_error(403, "unknown Host: this server answers only to 127.0.0.1 and localhost")
+                return
+            if urlsplit(self.path).path != "/":
                 self.send_error(404)
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(body)
+            if send_body:
+                self.wfile.write(body)
 
         def log_message(self, *args):
             pass
 
-    return http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = _Server(("127.0.0.1", port), Handler)
+    bound = server.server_address[1]
+    allowed_hosts.update({f"127.0.0.1:{bound}", f"localhost:{bound}"})
+    if bound == 80:
+        allowed_hosts.update({"127.0.0.1", "localhost"})
+    return server
