@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from mnist_softmax import Preprocessing, SoftmaxClassifier, SoftmaxModel
-from mnist_softmax.explain import contrast, top_classes
+from mnist_softmax.explain import contrast, evidence_from_features, top_classes
 
 
 def test_estimator_evidence_sums_to_the_decision_function():
@@ -34,3 +34,19 @@ def test_model_evidence_is_per_pixel_and_uses_the_preprocessing():
 def test_top_classes():
     p = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])
     assert top_classes(p, 2).tolist() == [[1, 2], [0, 2]]
+
+
+def test_evidence_relative_to_the_mean_digit_sums_to_the_score_difference():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    clf = SoftmaxClassifier(random_state=0).fit(X, y)
+    mean = X.mean(axis=0)
+    E = evidence_from_features(X[:30], clf.coef_, (8, 8), reference=mean)
+    assert E.shape == (30, 10, 8, 8)
+    z, z_mean = clf.decision_function(X[:30]), clf.decision_function(mean[None])
+    np.testing.assert_allclose(E.sum(axis=(2, 3)), z - z_mean, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(E, evidence_from_features(X[:30], clf.coef_, (8, 8)))  # a different explanation
+    blank = X[:30] == 0
+    assert np.abs(E.reshape(30, 10, 64)[np.repeat(blank[:, None], 10, axis=1)]).max() > 0  # missing ink counts
+    why = contrast(X[:30], clf.coef_, 3, 8, reference=mean)
+    np.testing.assert_allclose(why.sum(axis=1), (z[:, 3] - z[:, 8]) - (z_mean[0, 3] - z_mean[0, 8]), atol=1e-5)

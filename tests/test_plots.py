@@ -96,3 +96,23 @@ def test_weights_animation_has_one_colour_scale_and_a_caption_per_frame(tmp_path
         assert gif.n_frames == 24 and gif.info["comment"] == b"steps 0 10" and gif.info["loop"] == 0
         first = np.asarray(next(ImageSequence.Iterator(gif)).convert("RGB"))
     assert first.shape == (frames[0].size[1], frames[0].size[0], 3)
+
+
+def test_means_beside_weights_and_evidence_relative_to_the_mean():
+    rng = np.random.default_rng(2)
+    means, coef = rng.random((10, 784)), rng.normal(size=(10, 784))
+    fig = plots.means_and_weights(means, coef, (28, 28), list("0123456789"))
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 30  # three rows of ten: mean image, what sets the class apart, weights
+    assert images[0].get_cmap().name == "gray_r"
+    np.testing.assert_allclose(images[13].get_array(), (means[3] - means.mean(axis=0)).reshape(28, 28))
+    np.testing.assert_allclose(images[27].get_array(), coef[7].reshape(28, 28))
+    assert images[27].get_clim() == pytest.approx((-np.abs(coef).max(), np.abs(coef).max()))
+    image, reference = rng.random(784), means.mean(axis=0)
+    p = np.full(10, 0.02)
+    p[7], p[3] = 0.7, 0.12
+    fig = plots.evidence(image, coef, np.zeros(10), p, list("0123456789"), (28, 28), reference=reference)
+    shown = [ax for ax in fig.axes if ax.images]
+    np.testing.assert_allclose(shown[1].images[0].get_array(), ((image - reference) * coef[7]).reshape(28, 28))
+    total = ((image - reference) * coef[7]).sum()
+    assert "vs the mean" in shown[1].get_title() and f"{total:+.1f}" in shown[1].get_title()

@@ -4,6 +4,11 @@ For softmax regression the score of class c is a sum over pixels: z_c(x) = sum_i
 per-pixel *evidence* W[c, i] * x_i, summed over pixels, plus the intercept, gives back the score exactly: nothing
 is approximated, unlike saliency maps or SHAP estimates for a deep network, whose scores are not sums of per-pixel
 terms. "Why 3 and not 8" is exact too: (W[3] - W[8]) * x sums to z_3 - z_8 minus the intercepts' difference.
+
+The exact evidence only sees ink: a blank pixel contributes nothing, even where its blankness is what tells a 0
+from an 8. Evidence *relative to a reference image* m, usually the mean training image ("the average digit"),
+(x - m) * W[c], sums to z_c(x) - z_c(m): it explains how this image's differences from the average digit move each
+score, so missing ink counts too, and ink that every digit has cancels out.
 """
 
 from __future__ import annotations
@@ -11,15 +16,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def evidence_from_features(features: np.ndarray, coef: np.ndarray, image_shape=None) -> np.ndarray:
-    """Per-class, per-feature evidence (n, k, d), or (n, k, h, w) given an image shape."""
-    E = features[:, None, :] * coef[None, :, :]  # (n, k, d)
+def evidence_from_features(features: np.ndarray, coef: np.ndarray, image_shape=None, reference=None) -> np.ndarray:
+    """Per-class, per-feature evidence (n, k, d), or (n, k, h, w) given an image shape.
+
+    With `reference` (d,), the evidence of features - reference: it sums to z_c(x) - z_c(reference).
+    """
+    X = features if reference is None else features - reference
+    E = X[:, None, :] * coef[None, :, :]  # (n, k, d)
     return E.reshape(len(features), coef.shape[0], *image_shape) if image_shape else E
 
 
-def contrast(features: np.ndarray, coef: np.ndarray, a: int, b: int) -> np.ndarray:
-    """Evidence for class index a against class index b: (W[a] - W[b]) * x, shape (n, d)."""
-    return features * (coef[a] - coef[b])
+def contrast(features: np.ndarray, coef: np.ndarray, a: int, b: int, reference=None) -> np.ndarray:
+    """Evidence for class index a against class index b: (W[a] - W[b]) * x, shape (n, d); of x - reference if given."""
+    X = features if reference is None else features - reference
+    return X * (coef[a] - coef[b])
 
 
 def top_classes(probabilities: np.ndarray, k: int = 3) -> np.ndarray:

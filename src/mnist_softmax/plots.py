@@ -134,24 +134,32 @@ def confusion(counts: np.ndarray, class_names) -> Figure:
 
 
 def evidence(image: np.ndarray, coef: np.ndarray, intercept: np.ndarray, probabilities: np.ndarray,
-             class_names, image_shape) -> Figure:
+             class_names, image_shape, reference: np.ndarray | None = None) -> Figure:
     """Why the model decided as it did on one image.
 
     image (d,) the features the model saw; panels: the input, the evidence w_c * x for the predicted class and the
-    runner-up, the contrast (w_a - w_b) * x ("why a and not b"), and the class probabilities.
+    runner-up, the contrast (w_a - w_b) * x ("why a and not b"), and the class probabilities. With `reference` (d,),
+    usually the mean training image, the maps are relative to it, w_c * (x - reference), and sum to the score minus
+    the reference's score: missing ink counts as evidence too.
     """
     names = [str(n) for n in class_names]
     a, b = top_classes(probabilities[None], 2)[0]
-    maps = [image * coef[a], image * coef[b], contrast(image[None], coef, a, b)[0]]
+    x = image if reference is None else image - reference
+    maps = [x * coef[a], x * coef[b], contrast(x[None], coef, a, b)[0]]
     limit = float(max(np.abs(m).max() for m in maps)) or 1.0
     fig = plt.figure(figsize=(16, 3.6))
     grid = fig.add_gridspec(1, 7, width_ratios=[1, 1, 1, 1, 0.07, 0.45, 1.6], wspace=0.2)  # [5] keeps a gap
     ax = fig.add_subplot(grid[0])
     ax.imshow(image.reshape(image_shape), cmap=INK, vmin=0, vmax=max(1.0, float(image.max())), interpolation="nearest")
     ax.set(xticks=[], yticks=[], title="what the model sees")
-    titles = [f"evidence for {names[a]}\n(sum {maps[0].sum() + intercept[a]:+.1f} with bias)",
-              f"evidence for {names[b]}\n(sum {maps[1].sum() + intercept[b]:+.1f} with bias)",
-              f"why {names[a]} and not {names[b]}"]
+    if reference is None:
+        titles = [f"evidence for {names[a]}\n(sum {maps[0].sum() + intercept[a]:+.1f} with bias)",
+                  f"evidence for {names[b]}\n(sum {maps[1].sum() + intercept[b]:+.1f} with bias)",
+                  f"why {names[a]} and not {names[b]}"]
+    else:
+        titles = [f"evidence for {names[a]} vs the mean\n(sum {maps[0].sum():+.1f} = z(x) - z(mean))",
+                  f"evidence for {names[b]} vs the mean\n(sum {maps[1].sum():+.1f} = z(x) - z(mean))",
+                  f"why {names[a]} and not {names[b]}\n(vs the mean)"]
     for i, (m, title) in enumerate(zip(maps, titles)):
         im = _signed(fig.add_subplot(grid[i + 1]), m.reshape(image_shape), limit, title)
     fig.colorbar(im, cax=fig.add_subplot(grid[4]), label="evidence")
@@ -161,8 +169,39 @@ def evidence(image: np.ndarray, coef: np.ndarray, intercept: np.ndarray, probabi
     ax.barh(order, probabilities, color=colours)
     ax.set_yticks(order, names)
     ax.invert_yaxis()
-    ax.set(xlim=(0, 1), xlabel="probability", title=f"prediction: {names[a]} ({100 * probabilities[a]:.1f}%)")
+    ax.set(xlim=(0, 1), xlabel="probability", title=f"prediction: {names[a]} ({percent(probabilities[a])})")
     fig.subplots_adjust(left=0.02, right=0.98)
+    return fig
+
+
+def means_and_weights(means: np.ndarray, coef: np.ndarray, image_shape, class_names) -> Figure:
+    """Why a template is not the average image: each class's mean image (k, d) above its weights (k, d).
+
+    The middle row is the class mean minus the mean of all classes' means: what sets the class apart from the
+    others' average, which is nearer to what the weights encode than the mean image itself.
+    """
+    k = len(coef)
+    names = [str(n) for n in class_names]
+    fig = plt.figure(figsize=(1.35 * k + 1.2, 4.6))
+    grid = fig.add_gridspec(3, k + 1, width_ratios=[1] * k + [0.08], wspace=0.08, hspace=0.12)
+    axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(k)] for r in range(3)])
+    apart = means - means.mean(axis=0)
+    top = max(1.0, float(means.max()))
+    rows = [(means, None, "mean image"), (apart, float(np.abs(apart).max()) or 1.0, "mean minus\nall classes'"),
+            (coef, float(np.abs(coef).max()) or 1.0, "weights")]
+    for r, (maps, limit, label) in enumerate(rows):
+        for c in range(k):
+            if limit is None:
+                im = axes[r, c].imshow(maps[c].reshape(image_shape), cmap=INK, vmin=0, vmax=top,
+                                       interpolation="nearest")
+                axes[r, c].set(xticks=[], yticks=[])
+            else:
+                im = _signed(axes[r, c], maps[c].reshape(image_shape), limit)
+        axes[r, 0].set_ylabel(label, fontsize=9)
+        fig.colorbar(im, cax=fig.add_subplot(grid[r, k]))
+    for c in range(k):
+        axes[0, c].set_title(names[c], fontsize=10)
+    fig.suptitle("The mean image of each class, what sets it apart, and the weights the model learned", fontsize=11)
     return fig
 
 
@@ -177,7 +216,7 @@ def mistakes(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, confid
         ax.axis("off")
         if i < n:
             ax.imshow(images[i].reshape(image_shape), cmap=INK, vmin=0, vmax=max(1.0, float(images[i].max())))
-            ax.set_title(f"{names[true[i]]} → {names[predicted[i]]}\n{100 * confidence[i]:.0f}%", fontsize=8)
+            ax.set_title(f"{names[true[i]]} → {names[predicted[i]]}\n{percent(confidence[i])}", fontsize=8)
     fig.suptitle("Most confident mistakes: true → predicted (probability)", fontsize=11)
     fig.tight_layout()
     return fig
