@@ -104,7 +104,8 @@ def test_damaged_decoded_cache_is_rebuilt(tiny, isolated_cache):
     load_dataset("tiny", folder)
     for f in (isolated_cache / "tiny" / "decoded").glob("*.npy"):
         f.write_bytes(b"garbage")
-    ds = load_dataset("tiny", folder)
+    with pytest.warns(data.DataWarning, match="not a readable .npy array"):
+        ds = load_dataset("tiny", folder)
     assert ds.train_images.shape == (60, 8, 8)
 
 
@@ -126,10 +127,127 @@ def test_cache_and_system_dirs_are_searched(tiny, isolated_cache, monkeypatch, t
 def test_offline_and_nothing_cached_says_what_to_do(monkeypatch):
     monkeypatch.setenv("MNIST_SOFTMAX_OFFLINE", "1")
     with pytest.raises(DataNotFoundError) as info:
-        load_dataset("mnist")
-    message = str(info.value)
-    assert "mnist-softmax data fetch --dataset mnist" in message
-    assert "--data-dir" in message and "--dataset digits" in message
+        load_dataset("kmnist")
+    message = str(info.value)  # a Python caller is told about Python arguments ...
+    assert "load_dataset('kmnist', download=True)" in message and "data_dir=DIR" in message
+    assert "--data-dir" not in message
+    cli = info.value.cli  # ... and the command line about its options
+    assert "mnist-softmax data fetch --dataset kmnist" in cli and "--data-dir DIR" in cli and "--from DIR" in cli
+
+
+def test_mnist_ships_with_the_package(monkeypatch, isolated_cache):
+    """No network, an empty cache: MNIST loads from the package's own verified copy."""
+    monkeypatch.setenv("MNIST_SOFTMAX_MIRRORS", "http://127.0.0.1:9/")  # a closed port: any download would fail
+    ds = load_dataset("mnist", download=False)
+    bundled = data.bundled_dir(get_dataset("mnist"))
+    assert bundled is not None and ds.sources["train_images"] == str(bundled / "train-images-idx3-ubyte.gz")
+    assert ds.train_images.shape == (60000, 28, 28) and ds.test_labels.shape == (10000,)
+    assert ds.checksums == {f.name: f.sha256 for f in get_dataset("mnist").files}
+    assert (bundled / "README.md").read_text().count("CC BY-SA 3.0") >= 1  # the licence travels with the data
+    warm = load_dataset("mnist", download=False)  # decoded into the cache on first use
+    assert isinstance(warm.train_images, np.memmap)
+
+
+def _damage(path, change):
+    array = np.load(path)
+    np.save(path, change(array.copy()))
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda a: (a.__setitem__((0,) * a.ndim, a[(0,) * a.ndim] ^ 1), a)[1], id="flipped-bit"),
+    pytest.param(lambda a: np.roll(a, 1, axis=0), id="shifted-rows"),
+    pytest.param(lambda a: np.where(np.arange(a.size).reshape(a.shape) == 0, -1, a).astype(np.int64), id="int64-minus-1"),
+])
+def test_damaged_decoded_cache_is_detected_blamed_and_rebuilt(tiny, isolated_cache, change):
+    spec, folder = tiny
+    clean = load_dataset("tiny", folder)
+    for npy in (isolated_cache / "tiny" / "decoded").glob("*.npy"):
+        _damage(npy, change)
+    with pytest.warns(data.DataWarning, match="damaged decoded cache entry") as caught:
+        again = load_dataset("tiny", folder)
+    assert len(caught) == 4 and all("rebuilt from the verified source" in str(w.message) for w in caught)
+    for role in ("train_images", "train_labels", "test_images", "test_labels"):
+        np.testing.assert_array_equal(getattr(again, role), getattr(clean, role))
+        assert getattr(again, role).dtype == np.uint8
+    rebuilt = load_dataset("tiny", folder)  # and the rebuilt cache is trusted again
+    assert isinstance(rebuilt.train_images, np.memmap)
+
+
+def test_verify_checks_the_decoded_cache_too(tiny, isolated_cache):
+    spec, folder = tiny
+    load_dataset("tiny", folder)
+    npy = next((isolated_cache / "tiny" / "decoded").glob("train_labels-*.npy"))
+    _damage(npy, lambda a: np.roll(a, 1))
+    results = {name: problem for name, path, problem in data.verify_dataset("tiny", folder)}
+    assert results["train-labels-idx1-ubyte (decoded cache)"].startswith("differs from its verified source")
+    assert results["train-images-idx3-ubyte (decoded cache)"] is None
+    assert not npy.exists()  # removed: the next load rebuilds it
+    again = {name: problem for name, path, problem in data.verify_dataset("tiny", folder)}
+    assert all(problem is None for problem in again.values())
+
+
+def test_environment_folder_of_another_dataset_is_passed_over(tiny, tmp_path, monkeypatch, isolated_cache):
+    """$MNIST_SOFTMAX_DATA_DIR set for one dataset must not break another whose files it doesn't hold."""
+    import dataclasses
+
+    spec, folder = tiny
+    other_folder = tmp_path / "other"
+    other = dataclasses.replace(make_tiny(other_folder, seed=1), name="other")
+    monkeypatch.setitem(DATASETS, "other", other)
+    shutil.copytree(other_folder, isolated_cache / "other")  # "other" is in the cache
+    monkeypatch.setenv("MNIST_SOFTMAX_DATA_DIR", str(folder))  # ... and the variable points at tiny's files
+    ds = load_dataset("other", download=False)
+    assert ds.sources["train_images"].startswith(str(isolated_cache / "other"))
+    assert (folder / "train-images-idx3-ubyte.gz").exists()  # tiny's good files are untouched
+    assert load_dataset("tiny", download=False).sources["train_images"].startswith(str(folder))
+    # A NAME/ subfolder of the variable's folder is that dataset's own.
+    shutil.copytree(other_folder, folder / "other")
+    assert load_dataset("other", download=False).sources["train_images"].startswith(str(folder / "other"))
+
+
+def test_explicit_folder_of_another_dataset_says_whose_files_they_are(mnist_dir):
+    with pytest.raises(ChecksumError) as info:
+        load_dataset("fashion-mnist", mnist_dir)
+    assert "it is mnist's train-images-idx3-ubyte" in str(info.value)
+    assert "delete" not in str(info.value)
+
+
+def test_import_from_a_folder_verifies_then_copies(tiny, tmp_path, isolated_cache):
+    spec, folder = tiny
+    ds = data.import_dataset("tiny", folder)
+    assert ds.sources["train_images"] == str(isolated_cache / "tiny" / "train-images-idx3-ubyte.gz")
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    write_idx(bad / "t10k-labels-idx1-ubyte.gz", np.zeros(20, np.uint8), compress=True)
+    shutil.rmtree(isolated_cache / "tiny")
+    with pytest.raises(ChecksumError, match="t10k-labels-idx1-ubyte.gz: checksum mismatch"):
+        data.import_dataset("tiny", bad)
+    assert not (isolated_cache / "tiny" / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_a_folder_is_a_dataset(tmp_path):
+    folder = tmp_path / "shapes"
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 90), ("t10k", 30)):
+        labels = (np.arange(n) % 3).astype(np.uint8)
+        images = rng.integers(0, 30, (n, 16, 12)).astype(np.uint8)
+        folder.mkdir(exist_ok=True)
+        write_idx(folder / f"{part}-images-idx3-ubyte.gz", images, compress=True)
+        write_idx(folder / f"{part}-labels-idx1-ubyte", labels)
+    (folder / "classes.txt").write_text("circle\nsquare\ntriangle\n")
+    ds = load_dataset(folder)
+    assert ds.spec.image_shape == (16, 12) and ds.spec.class_names == ("circle", "square", "triangle")
+    assert ds.spec.validation_size == 9 and ds.spec.folder == str(folder.resolve())
+    assert set(ds.checksums) == {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                                 "t10k-labels-idx1-ubyte"}
+    pinned = load_dataset(folder, checksums=ds.checksums)  # as a model that recorded them loads it again
+    np.testing.assert_array_equal(pinned.test_images, ds.test_images)
+    write_idx(folder / "t10k-labels-idx1-ubyte", (np.arange(30) % 2).astype(np.uint8))  # the data changed
+    with pytest.raises(ChecksumError, match="t10k-labels-idx1-ubyte: checksum mismatch"):
+        load_dataset(folder, checksums=ds.checksums)
+    (folder / "classes.txt").write_text("only-one\n")
+    with pytest.raises(DataFormatError, match="expected at least 3 class names"):
+        load_dataset(folder)
 
 
 def test_cache_root_respects_xdg(monkeypatch, tmp_path):
@@ -140,7 +258,7 @@ def test_cache_root_respects_xdg(monkeypatch, tmp_path):
 
 
 def test_unknown_dataset():
-    with pytest.raises(UsageError, match="unknown dataset 'kmnist2'; choose from mnist, fashion-mnist, digits"):
+    with pytest.raises(UsageError, match="unknown dataset 'kmnist2'; choose from mnist, fashion-mnist, kmnist, qmnist"):
         load_dataset("kmnist2")
 
 

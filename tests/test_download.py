@@ -112,7 +112,8 @@ def test_load_dataset_downloads_once_into_the_cache(server, monkeypatch, isolate
 def test_load_dataset_never_caches_a_bad_file(server, monkeypatch, isolated_cache):
     base, spec = server
     monkeypatch.setenv("MNIST_SOFTMAX_MIRRORS", f"{base}/corrupt/")
-    with pytest.raises(DownloadError, match="checksum mismatch.*offline\\? pass --data-dir DIR"):
+    with pytest.raises(DownloadError, match="checksum mismatch.*offline\\? give data_dir=DIR") as info:
         load_dataset("tiny")
+    assert "offline? pass --data-dir DIR" in info.value.cli
     assert not list((isolated_cache / "tiny").glob("*.gz"))
     assert leftovers(isolated_cache / "tiny") == []

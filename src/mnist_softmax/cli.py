@@ -46,6 +46,17 @@ def _number(kind, *, minimum=None, strict=True):
     return parse
 
 
+def _dataset_arg(text: str) -> str:
+    """--dataset: a name from the table, or a folder of IDX files."""
+    from .datasets import DATASETS
+
+    if text in DATASETS or Path(text).expanduser().is_dir():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither a dataset ({', '.join(DATASETS)}) nor a folder of IDX files"
+    )
+
+
 def _say(args, message: str) -> None:
     """Progress for people: on stderr, and only when it is a terminal and --quiet is off."""
     if not args.quiet and sys.stderr.isatty():
@@ -57,7 +68,8 @@ def _say(args, message: str) -> None:
 
 def cmd_train(args) -> int:
     """Train softmax regression and write a run directory (model.npz, metrics.json, history.csv)."""
-    from .data import load_dataset
+    from .data import bundled_dir, load_dataset
+    from .datasets import DATASETS
     from .progress import download_progress
     from .recipes import get_recipe
     from .train import default_run_dir, train, write_run
@@ -71,17 +83,25 @@ def cmd_train(args) -> int:
         l2=args.l2,
         average=args.average,
     )
-    out = Path(args.out) if args.out else default_run_dir(args.dataset, recipe.name)
+    dataset_name = args.dataset if args.dataset in DATASETS else Path(args.dataset).resolve().name or "folder"
+    out = Path(args.out) if args.out else default_run_dir(dataset_name, recipe.name)
     started = time.perf_counter()
-    dataset = load_dataset(args.dataset, args.data_dir, download=not args.offline, progress=download_progress(args.quiet))
-    _say(args, f"training {args.dataset} with the {recipe.name} recipe ...")
-    run = train(dataset, recipe, seed=args.seed, validation_size=args.validation_size, deskew=args.deskew)
-    write_run(run, out, figures=not args.no_plots)
+    try:
+        dataset = load_dataset(args.dataset, args.data_dir, download=not args.offline,
+                               progress=download_progress(args.quiet))
+        _say(args, f"training {args.dataset} with the {recipe.name} recipe ...")
+        run = train(dataset, recipe, seed=args.seed, validation_size=args.validation_size, deskew=args.deskew)
+        write_run(run, out, figures=not args.no_plots)
+    except BaseException:
+        if not args.out and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # the name this run reserved, still empty
+        raise
     m = run.metrics
     if args.json:
         print(json.dumps({**m, "run_dir": str(out), "total_seconds": round(time.perf_counter() - started, 3)}))
         return ExitCode.OK
     source = Path(dataset.sources["train_images"]).parent if dataset.sources["train_images"] != "bundled" else "bundled"
+    source = "the copy inside the package" if source == bundled_dir(dataset.spec) else source
 
     def pct(key):
         return "-" if m[key] is None else f"{100 * m[key]:.2f}%"
@@ -171,14 +191,21 @@ def cmd_evaluate(args) -> int:
 
 
 def _dataset_for(model, args):
+    """The dataset a model was trained on, found where its run found it (unless --dataset/--data-dir say otherwise)."""
     from .data import load_dataset
     from .progress import download_progress
 
-    name = getattr(args, "dataset", None) or model.metadata.get("dataset", {}).get("name")
+    recorded = model.metadata.get("dataset", {})
+    recorded = recorded if isinstance(recorded, dict) else {}
+    name = getattr(args, "dataset", None) or recorded.get("folder") or recorded.get("name")
     if not name:
         raise UsageError("the model does not say which dataset it was trained on; pass --dataset")
-    return load_dataset(name, args.data_dir, download=not args.offline, progress=download_progress(args.quiet))
-
+    data_dir = args.data_dir
+    if data_dir is None and not getattr(args, "dataset", None) and isinstance(recorded.get("data_dir"), str):
+        data_dir = recorded["data_dir"] if Path(recorded["data_dir"]).is_dir() else None
+    checksums = recorded.get("checksums") if recorded.get("folder") and not getattr(args, "dataset", None) else None
+    return load_dataset(name, data_dir, download=not args.offline, progress=download_progress(args.quiet),
+                        checksums=checksums if isinstance(checksums, dict) else None)
 
 def cmd_report(args) -> int:
     """Write RUN_DIR/report.html: one self-contained page with the run's figures, metrics and mistakes."""
@@ -307,23 +334,37 @@ def cmd_serve(args) -> int:
     return ExitCode.OK
 
 
+def cmd_export(args) -> int:
+    """Export a model for other runtimes: ONNX (raw uint8 pixels in; label and probabilities out) or JSON weights."""
+    from .export import export_model
+    from .modelfile import load_model
+
+    path = export_model(load_model(args.model), args.out, args.format)
+    print(json.dumps({"export": str(path), "format": args.format}) if args.json else f"{args.format:<9} {path}")
+    return ExitCode.OK
+
+
 def cmd_data_fetch(args) -> int:
-    """Download a dataset into the cache (verifying every file), or check that it is already there."""
-    from .data import dataset_cache, load_dataset
+    """Download a dataset into the cache (verifying every file), or import it from a folder with --from DIR."""
+    from .data import bundled_dir, dataset_cache, import_dataset, load_dataset
     from .datasets import get_dataset
     from .progress import download_progress
 
     spec = get_dataset(args.dataset)
-    dataset = load_dataset(spec.name, download=True, progress=download_progress(args.quiet))
+    if args.source:
+        dataset = import_dataset(spec.name, args.source)
+    else:
+        dataset = load_dataset(spec.name, download=True, progress=download_progress(args.quiet))
     report = {"dataset": spec.name, "files": dataset.sources, "cache": str(dataset_cache(spec))}
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{spec.name}: all files present and verified")
+        where = " (the copy inside the package)" if bundled_dir(spec) and str(bundled_dir(spec)) in str(
+            dataset.sources.get("train_images")) else ""
+        print(f"{spec.name}: all files present and verified{where}")
         for role, path in dataset.sources.items():
             print(f"  {role:<13} {path}")
     return ExitCode.OK
-
 
 def cmd_data_verify(args) -> int:
     """Re-hash every file of a dataset against its pinned SHA-256 (the decompressed payload)."""
@@ -397,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="mnist-softmax",
-        description="Softmax regression on MNIST-format data: train, evaluate, manage datasets.",
+        description="Softmax regression on MNIST-format data. Commands: train, evaluate, report, predict, read, "
+                    "app, serve, export, data (fetch, verify, info); 'mnist-softmax COMMAND --help' for each.",
         epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"mnist-softmax {__version__}")
@@ -408,7 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", parents=[common, data], help=cmd_train.__doc__, description=cmd_train.__doc__,
                        epilog=EPILOG)
-    p.add_argument("--dataset", default="mnist", choices=list(DATASETS), help="default: mnist")
+    p.add_argument("--dataset", default="mnist", metavar="NAME_OR_DIR", type=_dataset_arg,
+                   help=f"{', '.join(DATASETS)}, or a folder holding four IDX files (and optionally classes.txt, "
+                        f"one class name per line); default: mnist, which ships with the package")
     p.add_argument("--recipe", default="default", choices=list(RECIPES),
                    help="default: fastest to the best accuracy; tutorial: TensorFlow's mnist_softmax.py; "
                         "optimal: L-BFGS to tight tolerance")
@@ -434,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[common, data], help=cmd_evaluate.__doc__,
                        description=cmd_evaluate.__doc__, epilog=EPILOG)
     p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
-    p.add_argument("--dataset", choices=list(DATASETS), help="default: the dataset the model was trained on")
+    p.add_argument("--dataset", metavar="NAME_OR_DIR", type=_dataset_arg,
+                   help="default: the dataset the model was trained on, where its run found it")
     p.add_argument("--split", default="test", choices=["test", "validation", "train"], help="default: test")
     p.set_defaults(func=cmd_evaluate)
 
@@ -465,11 +510,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_number(int, minimum=0, strict=False), default=0, help="default: a free port")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("export", parents=[common], help=cmd_export.__doc__, description=cmd_export.__doc__,
+                       epilog=EPILOG)
+    p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
+    p.add_argument("--format", default="onnx", choices=["onnx", "json"], help="default: onnx (needs the onnx package)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("data", help="download, verify and describe datasets", description="Manage datasets.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser, required=True)
     names = [n for n in DATASETS if n != "digits"]
     q = dsub.add_parser("fetch", parents=[common], help=cmd_data_fetch.__doc__, description=cmd_data_fetch.__doc__)
     q.add_argument("--dataset", default="mnist", choices=names, help="default: mnist")
+    q.add_argument("--from", dest="source", metavar="DIR",
+                   help="import the files from this folder (verified, then copied into the cache) instead of "
+                        "downloading; for EMNIST, the folder holding its gzip.zip")
     q.set_defaults(func=cmd_data_fetch)
     q = dsub.add_parser("verify", parents=[common], help=cmd_data_verify.__doc__,
                         description=cmd_data_verify.__doc__)
@@ -483,8 +538,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (a damaged cache entry rebuilt, say) as one line on stderr, not Python's two-line form."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     """Entry point: parse, run, and turn every expected failure into one line and an exit code."""
+    import warnings
+
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -495,7 +558,7 @@ def main(argv=None) -> int:
     except MnistSoftmaxError as exc:
         if args.traceback:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.cli or exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -8,14 +8,17 @@ checksum) removes the temporary file and moves on to the next mirror, so the cac
 from __future__ import annotations
 
 import http.client
+import os
 import socket
+import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from .datasets import FileSpec
-from .errors import DataError, DownloadError
+from .datasets import ArchiveSpec, FileSpec
+from .errors import ChecksumError, DataError, DownloadError
 from .files import atomic_write
 from .idx import IdxFile, read_idx
 
@@ -79,8 +82,14 @@ def fetch_file(
                 _stream(url, out, timeout, progress(url) if progress else None)
                 out.flush()
                 decoded = read_idx(out.name)
-                if decoded.sha256 != spec.sha256:
-                    raise DataError(f"checksum mismatch: payload SHA-256 {decoded.sha256}, expected {spec.sha256}")
+                if spec.digest == "file":
+                    from .data import file_sha256
+
+                    actual, what = file_sha256(Path(out.name)), "file"
+                else:
+                    actual, what = decoded.sha256, "payload"
+                if actual != spec.sha256:
+                    raise DataError(f"checksum mismatch: {what} SHA-256 {actual}, expected {spec.sha256}")
             return target, decoded
         except PermissionError:
             raise
@@ -88,3 +97,69 @@ def fetch_file(
             failures.append(f"{url}: {_describe(exc)}")
     tried = "; ".join(failures) if failures else "no mirrors configured"
     raise DownloadError(f"could not download {spec.name}: {tried}")
+
+
+class _Capped:
+    """A file wrapper that refuses to grow past `limit` bytes: a mirror serving more than was published stops."""
+
+    def __init__(self, out, limit: int):
+        self.out, self.limit, self.written = out, limit, 0
+
+    def write(self, chunk: bytes) -> int:
+        self.written += len(chunk)
+        if self.written > self.limit:
+            raise DataError(f"the server sent more than the published {self.limit:,} bytes")
+        return self.out.write(chunk)
+
+
+def check_archive(path: Path, archive: ArchiveSpec) -> None:
+    """Raise ChecksumError unless `path` has the archive's published size and SHA-256."""
+    from .data import file_sha256
+
+    size = path.stat().st_size
+    if size != archive.size:
+        raise ChecksumError(f"{path}: {size:,} bytes, but {archive.name} is published with {archive.size:,}")
+    actual = file_sha256(path)
+    if actual != archive.sha256:
+        raise ChecksumError(f"{path}: checksum mismatch: file SHA-256 {actual}, expected {archive.sha256}")
+
+
+@contextmanager
+def fetch_archive(
+    archive: ArchiveSpec,
+    mirrors: Sequence[str],
+    dest_dir: Path,
+    *,
+    timeout: float = TIMEOUT,
+    progress: Callable[[str], Progress | None] | None = None,
+) -> Iterator[Path]:
+    """Download a dataset's archive from the first mirror that serves a valid copy; yield its verified path.
+
+    The archive streams to a hidden temporary file in `dest_dir` (never into memory, never past its published
+    size), is checked against its published size and SHA-256, and is removed when the block ends: only the members
+    extracted from it are kept.
+    """
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for base in mirrors:
+        url = base.rstrip("/") + f"/{archive.name}"
+        fd, tmp = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".part", dir=dest_dir)
+        path = Path(tmp)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                _stream(url, _Capped(out, archive.size), timeout, progress(url) if progress else None)
+            check_archive(path, archive)
+        except PermissionError:
+            path.unlink(missing_ok=True)
+            raise
+        except (OSError, http.client.HTTPException, DataError, ValueError) as exc:
+            path.unlink(missing_ok=True)
+            failures.append(f"{url}: {_describe(exc).removeprefix(f'{path}: ')}")
+            continue
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    tried = "; ".join(failures) if failures else "no mirrors configured"
+    raise DownloadError(f"could not download {archive.name}: {tried}")

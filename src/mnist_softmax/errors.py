@@ -20,9 +20,17 @@ class ExitCode(enum.IntEnum):
 
 
 class MnistSoftmaxError(Exception):
-    """Base class: a problem the user can fix, reported as one line."""
+    """Base class: a problem the user can fix, reported as one line.
+
+    `cli`, when given, is the same message told to a command-line user (options instead of Python arguments);
+    str(error) is what a Python caller reads.
+    """
 
     exit_code = ExitCode.INTERNAL
+
+    def __init__(self, *args, cli: str | None = None):
+        super().__init__(*args)
+        self.cli = cli
 
 
 class UsageError(MnistSoftmaxError, ValueError):

@@ -90,7 +90,11 @@ def train(
                 "name": spec.name,
                 "title": spec.title,
                 "checksums": dataset.checksums,
+                "digest_kind": spec.digest_kind,
                 "validation_size": len(y_val),
+                "sources": dataset.sources,
+                **({"folder": spec.folder} if spec.folder else {}),
+                **({"data_dir": dataset.data_dir} if dataset.data_dir else {}),
             },
             "hyperparameters": recipe.to_json(),
             "seed": seed,
@@ -131,14 +135,24 @@ def write_animation(run: Run, path: Path) -> Path:
 
 
 def default_run_dir(dataset: str, recipe: str, root: Path = Path("runs")) -> Path:
-    """A fresh directory name under `root`: runs/<dataset>-<recipe>-<timestamp>[-N]."""
+    """A new, empty directory under `root`, runs/<dataset>-<recipe>-<timestamp>[-N], created here.
+
+    Creating it is what reserves the name: two runs started in the same second (a parallel seed sweep) get
+    different folders, as mkdir succeeds for only one of them.
+    """
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = root / f"{dataset}-{recipe}-{stamp}"
-    n = 1
-    while candidate.exists():
-        n += 1
-        candidate = root / f"{dataset}-{recipe}-{stamp}-{n}"
-    return candidate
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 10_000):
+            candidate = root / (f"{dataset}-{recipe}-{stamp}" + (f"-{n}" if n > 1 else ""))
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise OutputError(f"cannot create a run directory in {root}: {exc.strerror or exc}") from None
+    raise OutputError(f"cannot find a free run directory name in {root}")
 
 
 def write_run(run: Run, out_dir: Path, *, figures: bool = True) -> Path:
