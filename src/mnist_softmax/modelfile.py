@@ -9,7 +9,9 @@ array's type and shape before building the model, so a file can hold numbers and
 from __future__ import annotations
 
 import json
+import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,31 +60,97 @@ def save_model(model: SoftmaxModel, path: str | Path) -> Path:
     return path
 
 
+# Bounds on what a model file may hold, checked before anything is inflated: far above any real model (MNIST's is
+# 10 x 784), far below what would exhaust memory.
+MAX_CLASSES = 1000
+MAX_WEIGHTS = 1 << 24  # k * d
+MAX_METADATA = 1 << 20  # bytes of JSON
+MAX_NAME = 100  # characters of a class name
+MAX_TEXT = 1000  # characters of any other metadata string checked below
+MAX_DEPTH = 16  # nesting of the metadata JSON
+MAX_SIDE = 1 << 16  # pixels along one side of the image shape
+SCALE_RANGE = (1e-10, 1e10)  # preprocessing scale: pixels times this must stay ordinary float32 numbers
+
+
 def load_model(path: str | Path) -> SoftmaxModel:
-    """Read a model file, checking it completely; raises ModelFileError saying what is wrong."""
+    """Read a model file, checking it completely; raises ModelFileError saying what is wrong.
+
+    The zip members' sizes and compression and each .npy header are checked before any array is read, so a small
+    file cannot make us allocate much; then the arrays' types and shapes, the weights (finite as float32), and the
+    metadata against the schema (`check_metadata`).
+    """
     path = Path(path)
     try:
         with open(path, "rb") as f:
             if f.read(4) != b"PK\x03\x04":
                 raise ModelFileError(f"{path}: not a model file (expected an .npz archive)")
-        with np.load(path, allow_pickle=False) as npz:
-            missing = _KEYS - set(npz.files)
-            if missing:
-                raise ModelFileError(f"{path}: not a model file: missing {', '.join(sorted(missing))}")
-            arrays = {key: npz[key] for key in _KEYS}
+        arrays = _read_npz(path)
     except ModelFileError:
         raise
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such model file") from None
     except IsADirectoryError:
         raise ModelFileError(f"{path}: is a directory, expected a model .npz file") from None
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise ModelFileError(f"{path}: holds object arrays (pickled Python objects); refusing to load") from None
-        raise ModelFileError(f"{path}: not a valid model file ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError,
+            RuntimeError, zlib.error) as exc:
         raise ModelFileError(f"{path}: not a valid model file ({exc})") from None
     return _build(path, **arrays)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays, each read only after its zip entry and .npy header promise a sane size."""
+    with zipfile.ZipFile(path) as archive:
+        members = {}
+        for info in archive.infolist():
+            key = info.filename.removesuffix(".npy")
+            if key in members:
+                raise ModelFileError(f"{path}: not a valid model file: two members named {info.filename}")
+            members[key] = info
+        missing = _KEYS - set(members)
+        if missing:
+            raise ModelFileError(f"{path}: not a model file: missing {', '.join(sorted(missing))}")
+        arrays = {}
+        for key in sorted(_KEYS):
+            info = members[key]
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ModelFileError(f"{path}: not a valid model file: {info.filename} uses compression method "
+                                     f"{info.compress_type} (only stored and deflated are read)")
+            limit = MAX_WEIGHTS * 8 if key == "coef" else MAX_METADATA + MAX_CLASSES * 4 * MAX_NAME
+            if info.file_size > limit + 4096:
+                raise ModelFileError(f"{path}: {key} is {info.file_size:,} bytes, more than a model holds "
+                                     f"(at most {limit:,})")
+            with archive.open(info) as stream:
+                arrays[key] = _read_npy(path, key, stream, info.file_size)
+    return arrays
+
+
+def _read_npy(path: Path, key: str, stream, size: int) -> np.ndarray:
+    """One .npy member: header checked (plain dtype, integer shape, data length equal to the member's), then read."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):
+            raise ModelFileError(f"{path}: {key} is an .npy of unsupported version {version}")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(stream)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # numpy parses the header text with Python's tokenizer: any error means garbage
+        raise ModelFileError(f"{path}: {key} has an invalid .npy header ({type(exc).__name__}: {exc})") from None
+    if dtype.hasobject:
+        raise ModelFileError(f"{path}: holds object arrays (pickled Python objects); refusing to load")
+    if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "biufU":
+        raise ModelFileError(f"{path}: {key} has type {dtype}, not numbers or text")
+    if not all(isinstance(n, int) and n >= 0 for n in shape) or len(shape) > 2:
+        raise ModelFileError(f"{path}: {key} has an invalid shape {shape}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes != size - stream.tell():
+        raise ModelFileError(f"{path}: {key} claims shape {shape} of {dtype} ({nbytes:,} bytes), but holds "
+                             f"{size - stream.tell():,} bytes")
+    data = stream.read(nbytes)
+    if len(data) != nbytes:
+        raise ModelFileError(f"{path}: {key} is truncated")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def _build(path: Path, coef, intercept, classes, metadata) -> SoftmaxModel:
@@ -94,38 +162,133 @@ def _build(path: Path, coef, intercept, classes, metadata) -> SoftmaxModel:
     k, d = coef.shape
     if k < 2 or d < 1:
         raise bad(f"coef must have at least 2 classes and 1 feature, found shape {coef.shape}")
+    if k > MAX_CLASSES or k * d > MAX_WEIGHTS:
+        raise bad(f"coef of shape {coef.shape} is larger than allowed (at most {MAX_CLASSES} classes and "
+                  f"{MAX_WEIGHTS:,} weights)")
     if intercept.shape != (k,) or intercept.dtype.kind != "f":
         raise bad(f"intercept must be float of shape ({k},), found {intercept.dtype} of shape {intercept.shape}")
     if classes.shape != (k,) or classes.dtype.kind not in "biuU":
         raise bad(f"classes must be {k} integers or strings, found {classes.dtype} of shape {classes.shape}")
+    if classes.dtype.kind == "U" and classes.dtype.itemsize > 4 * MAX_NAME:
+        raise bad(f"class labels longer than {MAX_NAME} characters")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow becomes infinity, refused just below
+        coef, intercept = coef.astype(np.float32), intercept.astype(np.float32)
     if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
-        raise bad("weights contain NaN or infinity")
+        raise bad("weights contain NaN or infinity (as float32)")
     if metadata.ndim != 1 or metadata.dtype != np.uint8:
         raise bad("metadata must be UTF-8 JSON bytes")
-    try:
-        meta = json.loads(metadata.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise bad(f"metadata is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise bad(f"metadata does not describe an {FORMAT} file")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise bad(f"format version {meta.get('format_version')!r} is not supported (this version reads {FORMAT_VERSION})")
-    try:
-        preprocessing = Preprocessing.from_json(meta["preprocessing"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise bad(f"metadata has no valid preprocessing ({exc})") from None
-    if not (np.isfinite(preprocessing.scale) and preprocessing.scale > 0):
-        raise bad(f"preprocessing scale must be a positive number, found {preprocessing.scale}")
-    if preprocessing.image_shape and int(np.prod(preprocessing.image_shape)) != d:
+    meta = parse_metadata(metadata.tobytes(), bad)
+    check_metadata(meta, k, bad)
+    preprocessing = Preprocessing.from_json(meta["preprocessing"])
+    if preprocessing.image_shape and math.prod(preprocessing.image_shape) != d:
         raise bad(f"image shape {preprocessing.image_shape} does not hold the {d} features of coef")
     names = meta.get("class_names") or []
-    if not isinstance(names, list) or (names and len(names) != k) or not all(isinstance(n, str) for n in names):
-        raise bad(f"class_names must be a list of {k} strings")
-    return SoftmaxModel(
-        coef.astype(np.float32),
-        intercept.astype(np.float32),
-        classes,
-        preprocessing,
-        tuple(names) or tuple(str(c) for c in classes),
-        meta,
-    )
+    return SoftmaxModel(coef, intercept, classes.copy(), preprocessing,
+                        tuple(names) or tuple(str(c) for c in classes), meta)
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_metadata(blob: bytes, bad) -> dict:
+    """The metadata bytes as JSON (strict: no NaN or Infinity), at most MAX_METADATA bytes and MAX_DEPTH deep."""
+    if len(blob) > MAX_METADATA:
+        raise bad(f"metadata is {len(blob):,} bytes, more than the {MAX_METADATA:,} allowed")
+    try:
+        meta = json.loads(blob.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise bad(f"metadata is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise bad(f"metadata is nested more than {MAX_DEPTH} deep") from None
+    level, depth = [meta], 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise bad(f"metadata is nested more than {MAX_DEPTH} deep")
+        level = [v for x in level if isinstance(x, (dict, list)) for v in (x.values() if isinstance(x, dict) else x)]
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise bad(f"metadata does not describe an {FORMAT} file")
+    return meta
+
+
+# ---------------------------------------------------------------- the metadata schema
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_text(v, limit=MAX_TEXT) -> bool:
+    return isinstance(v, str) and len(v) <= limit
+
+
+def _is_scalar(v) -> bool:
+    return v is None or isinstance(v, bool) or _is_number(v) or _is_text(v)
+
+
+def _is_value(v) -> bool:
+    return _is_scalar(v) or (isinstance(v, list) and len(v) <= 1000 and all(map(_is_scalar, v)))
+
+
+def _is_table(v, value_ok) -> bool:
+    return isinstance(v, dict) and len(v) <= 200 and all(_is_text(key, 100) and value_ok(x) for key, x in v.items())
+
+
+def _is_preprocessing(v) -> bool:
+    if not isinstance(v, dict) or not _is_number(v.get("scale")):
+        return False
+    shape = v.get("image_shape")
+    return (SCALE_RANGE[0] <= v["scale"] <= SCALE_RANGE[1]
+            and (shape is None or (isinstance(shape, list) and len(shape) == 2
+                                   and all(_is_int(n) and 1 <= n <= MAX_SIDE for n in shape)))
+            and isinstance(v.get("deskew", False), bool) and not (v.get("deskew") and shape is None))
+
+
+def _is_dataset(v) -> bool:
+    return isinstance(v, dict) and all(_is_text(v.get(key, ""), 200) for key in ("name", "title")) and (
+        _is_table(v.get("checksums", {}), lambda x: _is_text(x, 200))) and (
+        v.get("validation_size") is None or _is_int(v["validation_size"]))
+
+
+# key: (required, check, what is allowed). Keys not listed here may hold any JSON within the size and depth limits.
+SCHEMA = {
+    "format": (True, lambda v: v == FORMAT, f'"{FORMAT}"'),
+    "format_version": (True, lambda v: v == FORMAT_VERSION, f"{FORMAT_VERSION} (the version this package reads)"),
+    "preprocessing": (True, _is_preprocessing,
+                      f"an object with scale (a number from {SCALE_RANGE[0]:g} to {SCALE_RANGE[1]:g}), image_shape "
+                      f"(null or two integers from 1 to {MAX_SIDE}) and deskew (true or false; true needs a shape)"),
+    "class_names": (False, lambda v: isinstance(v, list) and all(_is_text(n, MAX_NAME) for n in v),
+                    f"a list of one string of at most {MAX_NAME} characters per class"),
+    "dataset": (False, _is_dataset, "an object with name, title, checksums and validation_size"),
+    "hyperparameters": (False, lambda v: _is_table(v, _is_value), "an object of numbers, strings, booleans or lists"),
+    "metrics": (False, lambda v: _is_table(v, _is_value), "an object of numbers, strings, booleans or lists"),
+    "seed": (False, lambda v: v is None or _is_int(v), "an integer"),
+    "created": (False, lambda v: _is_text(v, 100), "a date as text"),
+    "package_version": (False, lambda v: _is_text(v, 100), "a version as text"),
+}
+
+
+def check_metadata(meta: dict, k: int, bad) -> None:
+    """Raise `bad(...)` naming the first metadata field that does not match SCHEMA (or does not fit k classes)."""
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise bad(f"format version {meta.get('format_version')!r} is not supported (this version reads {FORMAT_VERSION})")
+    for key, (required, ok, allowed) in SCHEMA.items():
+        if key not in meta:
+            if required:
+                raise bad(f"metadata has no {key} (expected {allowed})")
+            continue
+        if not ok(meta[key]):
+            raise bad(f"metadata {key} must be {allowed}, found {_preview(meta[key])}")
+    names = meta.get("class_names") or []
+    if names and len(names) != k:
+        raise bad(f"class_names must be a list of {k} strings, found {len(names)}")
+
+
+def _preview(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
