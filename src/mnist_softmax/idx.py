@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -58,6 +59,18 @@ def _read_exactly(stream, buffer: memoryview, path: Path, what: str) -> None:
         filled += n
 
 
+def _read_growing(stream, nbytes: int, path: Path) -> bytearray:
+    """Read `nbytes` from a stream whose length is unknown, growing the buffer only as data arrives, so that a
+    tiny file whose header promises gigabytes costs what it holds, not what it promises."""
+    data = bytearray()
+    while len(data) < nbytes:
+        chunk = stream.read(min(_CHUNK, nbytes - len(data)))
+        if not chunk:
+            raise DataFormatError(f"{path}: truncated data: expected {nbytes:,} bytes, found {len(data):,}")
+        data += chunk
+    return data
+
+
 def read_idx(path: str | Path, *, ndim: int | None = None, dtype: str | None = None) -> IdxFile:
     """Read an IDX file (raw or gzip), checking magic, type, dimensions and length.
 
@@ -86,7 +99,7 @@ def read_idx(path: str | Path, *, ndim: int | None = None, dtype: str | None = N
             shape = struct.unpack(f">{dims}I", raw_shape)
             if 0 in shape:
                 raise DataFormatError(f"{path}: dimensions {shape} hold no data")
-            nbytes = int(np.prod(shape, dtype=np.uint64)) * item.itemsize
+            nbytes = math.prod(shape) * item.itemsize  # Python integers: no overflow, however large the header
             if nbytes > MAX_BYTES:
                 raise DataFormatError(
                     f"{path}: dimensions {shape} promise {nbytes:,} bytes, more than the {MAX_BYTES:,} allowed"
@@ -97,8 +110,11 @@ def read_idx(path: str | Path, *, ndim: int | None = None, dtype: str | None = N
                     raise DataFormatError(
                         f"{path}: dimensions {shape} need {4 + 4 * dims + nbytes:,} bytes, the file has {size:,}"
                     )
-            data = bytearray(nbytes)
-            _read_exactly(stream, memoryview(data), path, "data")
+            if isinstance(stream, gzip.GzipFile):
+                data = _read_growing(stream, nbytes, path)  # the header may lie: take only what really inflates
+            else:
+                data = bytearray(nbytes)  # the file's size was checked against the header above
+                _read_exactly(stream, memoryview(data), path, "data")
             if stream.read(1):
                 raise DataFormatError(f"{path}: trailing bytes after the {nbytes:,} bytes of data {shape} promise")
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
