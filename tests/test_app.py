@@ -57,7 +57,7 @@ def test_drawn_digits_agree_with_python(mnist_model, browser, tmp_path):
     model, path, ds = mnist_model
     page = open_page(browser, path.as_uri())
     assert page.evaluate("document.body.classList.contains('empty')")
-    assert page.inner_text("#verdict") == "Draw a digit"
+    assert page.inner_text("#verdict") == "Nothing drawn yet"
     right = 0
     for i in range(12):
         page.click("#clear")
@@ -94,7 +94,7 @@ def test_clear_keyboard_class_pick_and_phone_layout(mnist_model, browser, tmp_pa
     page.focus("#clear")
     page.keyboard.press("Enter")  # the clear button works from the keyboard
     assert page.evaluate("document.body.classList.contains('empty')")
-    assert page.inner_text("#verdict") == "Draw a digit"
+    assert page.inner_text("#verdict") == "Nothing drawn yet"
     assert page.evaluate("getComputedStyle(document.getElementById('pad')).touchAction") == "none"
     phone = open_page(browser, path.as_uri(), viewport=(375, 740))
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling
@@ -103,6 +103,43 @@ def test_clear_keyboard_class_pick_and_phone_layout(mnist_model, browser, tmp_pa
     draw(phone, ds.test_images[1])
     phone.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
     assert phone.errors == []
+
+
+def test_evidence_sums_legends_and_one_heading(mnist_model, browser):
+    model, path, ds = mnist_model
+    page = open_page(browser, path.as_uri())
+    assert page.inner_text("h1") == "Draw a digit" and page.title() == "Draw a digit · mnist-softmax"
+    assert page.inner_text("body").count("Draw a digit") == 1  # the empty verdict does not repeat the heading
+    for i in (3, 8):
+        page.click("#clear")
+        state = draw(page, ds.test_images[i])
+        sums, x = state["sums"], np.array(state["features"])
+        a, b = sums["a"], sums["b"]
+        logits = x @ model.coef.T.astype(np.float64) + model.intercept
+        # The shown sums are exact: evidence + bias = the score, contrast + biases = the score gap.
+        assert sums["score"] == pytest.approx(logits[a], abs=1e-4)
+        assert sums["gap"] == pytest.approx(logits[a] - logits[b], abs=1e-4)
+        assert sums["evidence"] == pytest.approx((x * model.coef[a]).sum(), abs=1e-4)
+        shown = page.inner_text("#evidence-sum").replace("\u2212", "-")
+        assert shown == f"sum {sums['evidence']:+.2f}, score {logits[a]:+.2f}"
+        assert page.inner_text("#contrast-sum").replace("\u2212", "-").endswith(f"score gap {logits[a] - logits[b]:+.2f}")
+        limit = max(np.abs(x * model.coef[a]).max(), np.abs(x * (model.coef[a] - model.coef[b])).max())
+        assert page.inner_text("#legend-max") == f"+{limit:.2f}" and page.inner_text("#legend-min") == f"\u2212{limit:.2f}"
+    assert page.inner_text("#wlegend-max") == f"+{np.abs(model.coef).max():.2f}"
+    ends = page.evaluate("""() => { const g = document.getElementById('legend').getContext('2d');
+        return [Array.from(g.getImageData(0, 0, 1, 1).data), Array.from(g.getImageData(63, 0, 1, 1).data)]; }""")
+    assert ends[0][0] > ends[0][2] and ends[1][2] > ends[1][0]  # red for -limit on the left, blue for +limit
+    assert page.errors == []
+
+
+def test_the_page_asks_for_what_the_dataset_holds(fashion_dir, browser, tmp_path):
+    out = tmp_path / "fashion"
+    assert main(["train", "--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--out", str(out), "-q",
+                 "--no-plots", "--steps", "20"]) == 0
+    page = open_page(browser, write_page(load_model(out / "model.npz"), tmp_path / "f.html").as_uri())
+    assert page.inner_text("h1") == "Draw an article of clothing"
+    assert page.title() == "Draw an article of clothing · mnist-softmax"
+    assert "digit" not in page.inner_text("body").lower() and page.errors == []
 
 
 def test_page_is_self_contained(tmp_path):
@@ -140,7 +177,7 @@ def test_server_serves_only_the_page_on_loopback(tmp_path, browser):
         with pytest.raises(urllib.error.HTTPError, match="404"):
             urllib.request.urlopen(url + "model.npz", timeout=5)
         page = open_page(browser, url)
-        assert page.inner_text("#verdict") == "Draw a digit" and page.errors == []
+        assert page.inner_text("#verdict") == "Nothing drawn yet" and page.errors == []
         assert all(u.startswith((url, "data:")) for u in page.requests)
     finally:
         server.shutdown()

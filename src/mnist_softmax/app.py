@@ -18,6 +18,19 @@ from .model import SoftmaxModel
 
 IDLE_TIMEOUT = 10.0  # seconds a client connection may stay silent before the server drops it
 
+# What the page asks you to draw, by dataset; a model of digit classes asks for a digit, anything else for something.
+SUBJECTS = {"mnist": "a digit", "digits": "a digit", "fashion-mnist": "an article of clothing"}
+
+
+def subject(model: SoftmaxModel) -> str:
+    """What to draw for this model ("a digit", "an article of clothing", "something"), from its dataset and classes."""
+    dataset = model.metadata.get("dataset")
+    name = dataset.get("name") if isinstance(dataset, dict) else None
+    if isinstance(name, str) and name in SUBJECTS:
+        return SUBJECTS[name]
+    names = [str(n) for n in model.class_names]
+    return "a digit" if names and all(n.isdigit() and len(n) == 1 for n in names) else "something"
+
 
 def build_document(model: SoftmaxModel) -> Page:
     """The page and its Content-Security-Policy, with the model's weights (float32, base64) and preprocessing."""
@@ -31,6 +44,7 @@ def build_document(model: SoftmaxModel) -> Page:
         "class_names": [str(n) for n in model.class_names],
         "shape": list(shape),
         "deskew": model.preprocessing.deskew,
+        "subject": subject(model),
     }
     meta = model.metadata
     dataset = meta.get("dataset", {}).get("title") or meta.get("dataset", {}).get("name") or "its data"
@@ -40,8 +54,8 @@ def build_document(model: SoftmaxModel) -> Page:
     about += ", deskewed inputs." if model.preprocessing.deskew else "."
     static = resources.files("mnist_softmax") / "static"
     return document(
-        title="Draw a digit · mnist-softmax",
-        body=render((static / "app.html").read_text(encoding="utf-8"), about=about),
+        title=f"Draw {data['subject']} · mnist-softmax",
+        body=render((static / "app.html").read_text(encoding="utf-8"), about=about, subject=data["subject"]),
         styles=[(static / "app.css").read_text(encoding="utf-8")],
         scripts=[(static / "app.js").read_text(encoding="utf-8")],
         data={"model": data},

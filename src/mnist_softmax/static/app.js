@@ -212,7 +212,7 @@
     return m || 1;
   }
 
-  const state = { input: null, features: null, probabilities: null, prediction: null, ms: 0 };
+  const state = { input: null, features: null, probabilities: null, prediction: null, sums: null, ms: 0 };
   function readPad() { // the pad as grey ink (bright = ink), as read_image does for a PNG of it
     const data = ctx.getImageData(0, 0, pad.width, pad.height).data;
     const grey = new Float64Array(pad.width * pad.height);
@@ -230,13 +230,15 @@
     state.input = input;
     if (!input) {
       Object.assign(state, { features: null, probabilities: null, prediction: null });
-      document.getElementById("verdict").textContent = strokes ? "No digit found: draw bigger or bolder" : "Draw a digit";
+      document.getElementById("verdict").textContent = strokes ? "Nothing found: draw bigger or bolder" : "Nothing drawn yet";
+      for (const id of ["evidence-sum", "contrast-sum"]) document.getElementById(id).textContent = "";
+      state.sums = null;
       bars.querySelectorAll(".fill").forEach(f => (f.style.width = "0"));
       bars.querySelectorAll(".pct").forEach(p => (p.textContent = ""));
       for (const id of ["seen", "evidence", "contrast"]) paint(document.getElementById(id), new Float64Array(D), false);
       return;
     }
-    const { features, probabilities } = classify(input);
+    const { features, logits, probabilities } = classify(input);
     const order = [...probabilities.keys()].sort((a, b) => probabilities[b] - probabilities[a] || a - b);
     const a = chosen ?? order[0], b = a === order[0] ? order[1] : order[0];
     Object.assign(state, { features, probabilities: Array.from(probabilities), prediction: order[0] });
@@ -250,6 +252,15 @@
     const ev = new Float64Array(D), con = new Float64Array(D);
     for (let i = 0; i < D; i++) { ev[i] = features[i] * coef[a * D + i]; con[i] = features[i] * (coef[a * D + i] - coef[b * D + i]); }
     const lim = limitOf(ev, con);
+    let evSum = 0, conSum = 0;
+    for (let i = 0; i < D; i++) { evSum += ev[i]; conSum += con[i]; }
+    // The maps are exact: the evidence sums to the score minus the bias, the contrast to the score gap minus biases.
+    state.sums = { evidence: evSum, contrast: conSum, score: evSum + bias[a], gap: conSum + bias[a] - bias[b],
+                   logits: Array.from(logits), a, b, limit: lim };
+    document.getElementById("evidence-sum").textContent = `sum ${signed(evSum)}, score ${signed(evSum + bias[a])}`;
+    document.getElementById("contrast-sum").textContent =
+      `sum ${signed(conSum)}, score gap ${signed(conSum + bias[a] - bias[b])}`;
+    showLimit("legend", lim);
     paint(document.getElementById("seen"), features, false);
     paint(document.getElementById("evidence"), ev, true, lim);
     paint(document.getElementById("contrast"), con, true, lim);
@@ -258,8 +269,21 @@
     state.ms = performance.now() - t0;
   }
 
+  // the colour scales: a gradient from -limit (red) to +limit (blue), with its end values
+  const signed = v => (v >= 0 ? "+" : "\u2212") + Math.abs(v).toFixed(2);
+  function showLimit(id, limit) {
+    document.getElementById(`${id}-min`).textContent = signed(-limit);
+    document.getElementById(`${id}-max`).textContent = signed(limit);
+  }
+  for (const id of ["legend", "wlegend"]) {
+    const cv = document.getElementById(id), g = cv.getContext("2d"), img = g.createImageData(cv.width, 1);
+    for (let i = 0; i < cv.width; i++) img.data.set([...rdbu(2 * i / (cv.width - 1) - 1), 255], 4 * i);
+    g.putImageData(img, 0, 0);
+  }
+
   // the ten weight maps, for reference
   const weights = document.getElementById("weights"), wlim = limitOf(coef);
+  showLimit("wlegend", wlim);
   names.forEach((name, c) => {
     const fig = document.createElement("figure"), cv = document.createElement("canvas");
     cv.width = W; cv.height = H; cv.className = "map";
