@@ -72,7 +72,7 @@ def cmd_train(args) -> int:
     from .datasets import DATASETS
     from .progress import download_progress
     from .recipes import get_recipe
-    from .train import default_run_dir, train, write_run
+    from .train import check_run_dir, default_run_dir, train, write_run
 
     recipe = get_recipe(args.recipe).with_overrides(
         learning_rate=args.learning_rate,
@@ -84,6 +84,8 @@ def cmd_train(args) -> int:
         average=args.average,
     )
     dataset_name = args.dataset if args.dataset in DATASETS else Path(args.dataset).resolve().name or "folder"
+    if args.out:
+        check_run_dir(Path(args.out))  # an --out that cannot be written fails now, not after training
     out = Path(args.out) if args.out else default_run_dir(dataset_name, recipe.name)
     started = time.perf_counter()
     try:

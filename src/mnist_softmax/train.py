@@ -17,7 +17,7 @@ import numpy as np
 
 from .data import Dataset
 from .errors import OutputError
-from .files import make_dir_public
+from .files import clean_stale, make_dir_public, temp_suffix
 from .metrics import curves
 from .model import Preprocessing, SoftmaxModel
 from .modelfile import save_model
@@ -155,6 +155,23 @@ def default_run_dir(dataset: str, recipe: str, root: Path = Path("runs")) -> Pat
     raise OutputError(f"cannot find a free run directory name in {root}")
 
 
+def _staging_dir(out_dir: Path) -> Path:
+    """A new hidden sibling of `out_dir` to write a run into (after removing those that killed runs left)."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise OutputError(f"{out_dir} already exists and is not an empty directory; choose another --out")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(out_dir.parent)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=temp_suffix(), dir=out_dir.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot create the run directory {out_dir}: {exc.strerror or exc}") from None
+
+
+def check_run_dir(out_dir: Path) -> None:
+    """Raise OutputError now, before any training, if `out_dir` could not be written at the end."""
+    os.rmdir(_staging_dir(Path(out_dir)))
+
+
 def write_run(run: Run, out_dir: Path, *, figures: bool = True) -> Path:
     """Write model.npz, metrics.json, history.csv (and weights.png, weights.gif, curves.png) into `out_dir`, all or
     nothing.
@@ -163,13 +180,11 @@ def write_run(run: Run, out_dir: Path, *, figures: bool = True) -> Path:
     or failed write leaves no partial run. `out_dir` must not exist, or be empty.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise OutputError(f"{out_dir} already exists and is not an empty directory; choose another --out")
+    staging = _staging_dir(out_dir)
     try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
         make_dir_public(staging)
     except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
         raise OutputError(f"cannot create the run directory {out_dir}: {exc.strerror or exc}") from None
     try:
         save_model(run.model, staging / "model.npz")
