@@ -136,3 +136,27 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         metadata = {"hyperparameters": self._recipe().to_json(), **metadata}
         return SoftmaxModel(self.coef_, self.intercept_, self.classes_, Preprocessing(scale=1.0), metadata=metadata)
+
+    def to_onnx(self, **options):
+        """The fitted model as an onnx.ModelProto (see export.py); its input "pixels" is float32, as given to fit."""
+        from .export import to_onnx
+
+        return to_onnx(self.to_model(), **{"input_type": "float32", **options})
+
+    def _repr_mimebundle_(self, **kwargs):
+        """Jupyter: once fitted, the fit and the weight maps at a glance (display.py) instead of the diagram."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if getattr(self, "coef_", None) is not None:
+            from .display import estimator_html, estimator_png
+
+            bundle["text/html"] = estimator_html(self)
+            image = estimator_png(self)
+            if image is not None:
+                bundle["image/png"] = image
+        return bundle
+
+    def _repr_html_(self):
+        return self._repr_mimebundle_().get("text/html")
+
+    def _repr_png_(self):
+        return self._repr_mimebundle_().get("image/png")

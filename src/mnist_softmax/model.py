@@ -172,3 +172,20 @@ class SoftmaxModel:
         from .explain import evidence_from_features
 
         return evidence_from_features(self.features(X), self.coef, self.preprocessing.image_shape)
+
+    def to_onnx(self, **options):
+        """The whole model as an onnx.ModelProto: raw pixels in, "label" and "probabilities" out (see export.py)."""
+        from .export import to_onnx
+
+        return to_onnx(self, **options)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: dataset, accuracy and the weight maps at a glance (display.py; no matplotlib)."""
+        from .display import model_html
+
+        return model_html(self)
+
+    def _repr_png_(self) -> bytes | None:
+        from .display import model_png
+
+        return model_png(self)

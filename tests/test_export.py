@@ -1,0 +1,142 @@
+"""ONNX and JSON export: onnxruntime on the exported file gives the probabilities and labels Python gives."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mnist_softmax import load_dataset, load_model, save_model
+from mnist_softmax.cli import main
+from mnist_softmax.errors import ExitCode
+from mnist_softmax.export import INPUT, OPSET, temperature, to_json
+from mnist_softmax.model import Preprocessing, SoftmaxModel, softmax
+from mnist_softmax.recipes import get_recipe
+from mnist_softmax.train import train
+
+if os.environ.get("CI"):  # in CI the optional dependency must be there: a missing one fails, never skips
+    import onnx
+    import onnxruntime as ort
+else:
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+
+
+def run_onnx(proto, X):
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(["label", "probabilities"], {INPUT: np.ascontiguousarray(X)})
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    from conftest import MNIST_DIR, _need
+
+    return load_dataset("mnist", _need(MNIST_DIR, "the shared MNIST files beside the repository"))
+
+
+@pytest.fixture(scope="module")
+def trained(mnist):
+    """A plain and a deskewed model, trained on the first 12,000 images (quick; the test images are what matter)."""
+    part = dataclasses.replace(mnist, train_images=mnist.train_images[:12000], train_labels=mnist.train_labels[:12000])
+    return {deskew: train(part, get_recipe("default"), validation_size=2000, deskew=deskew).model
+            for deskew in (False, True)}
+
+
+def with_temperature(model: SoftmaxModel, t: float) -> SoftmaxModel:
+    """The model calibrated at temperature t, in the form the package stores calibration."""
+    if "temperature" in {f.name for f in dataclasses.fields(model)}:
+        return dataclasses.replace(model, temperature=t)
+    return dataclasses.replace(model, metadata={**model.metadata, "calibration": {"temperature": t}})
+
+
+def reference_proba(model: SoftmaxModel, X) -> np.ndarray:
+    """Python's predict_proba (the temperature applied by the model itself once calibration stores one there)."""
+    t = temperature(model)
+    if t is None or "temperature" in {f.name for f in dataclasses.fields(model)}:
+        return model.predict_proba(X)
+    return softmax(model.logits(X) / np.float32(t))
+
+
+@pytest.mark.parametrize("kind", ["plain", "deskewed", "calibrated"])
+def test_onnxruntime_matches_python_on_10000_raw_test_images(mnist, trained, kind, tmp_path):
+    model = trained[kind == "deskewed"]
+    if kind == "calibrated":
+        model = with_temperature(model, 1.37)
+    path = tmp_path / "model.npz"
+    save_model(model, path)
+    model = load_model(path)  # what the CLI exports: the saved file
+    assert main(["export", str(path), "--format", "onnx", "--out", str(tmp_path / "model.onnx"), "-q"]) == 0
+    proto = onnx.load(str(tmp_path / "model.onnx"))
+    assert [i.name for i in proto.graph.input] == ["pixels"]
+    assert [o.name for o in proto.graph.output] == ["label", "probabilities"]
+    assert proto.opset_import[0].version == OPSET
+    X = mnist.test_images  # raw uint8 (10000, 28, 28)
+    assert X.dtype == np.uint8 and X.shape == (10000, 28, 28)
+    labels, proba = run_onnx(proto, X)
+    expected = reference_proba(model, X)
+    assert proba.shape == (10000, 10)
+    assert np.abs(proba - expected).max() < 1e-5
+    np.testing.assert_array_equal(labels, model.classes[np.argmax(expected, axis=1)])
+    ops = {n.op_type for n in proto.graph.node}
+    assert ("GatherElements" in ops) == (kind == "deskewed")
+    assert ("Div" in ops and any(i.name.startswith("temperature") for i in proto.graph.initializer)) == (
+        kind == "calibrated")
+
+
+def test_string_labels_flat_inputs_and_float_input_from_the_estimator():
+    rng = np.random.default_rng(0)
+    coef = rng.normal(size=(3, 5)).astype(np.float32)
+    model = SoftmaxModel(coef, np.float32([0.1, -0.2, 0.3]), np.array(["cat", "dog", "eel"]),
+                         Preprocessing(scale=1 / 16), ("cat", "dog", "eel"))
+    X = rng.integers(0, 17, size=(50, 5)).astype(np.uint8)
+    labels, proba = run_onnx(model.to_onnx(), X)
+    assert np.abs(proba - model.predict_proba(X)).max() < 1e-6
+    assert labels.tolist() == model.predict(X).tolist()
+
+    from mnist_softmax import SoftmaxClassifier
+
+    Xf = rng.normal(size=(120, 6)).astype(np.float32)
+    y = (Xf[:, 0] > 0).astype(int) + 2 * (Xf[:, 1] > 0.5)
+    clf = SoftmaxClassifier(random_state=0).fit(Xf, y)
+    labels, proba = run_onnx(clf.to_onnx(), Xf)
+    assert np.abs(proba - clf.predict_proba(Xf)).max() < 1e-6
+    np.testing.assert_array_equal(labels, clf.predict(Xf))
+
+
+def test_json_export_holds_the_exact_weights(tmp_path):
+    rng = np.random.default_rng(1)
+    model = SoftmaxModel(rng.normal(size=(2, 4)).astype(np.float32), np.float32([0.5, -1e-9]), np.array([3, 7]),
+                         Preprocessing(scale=1 / 255, image_shape=(2, 2)), ("three", "seven"))
+    path = tmp_path / "m.npz"
+    save_model(model, path)
+    assert main(["export", str(path), "--format", "json", "--out", str(tmp_path / "w.json"), "-q"]) == 0
+    data = json.loads((tmp_path / "w.json").read_text())
+    assert data == to_json(load_model(path))
+    np.testing.assert_array_equal(np.float32(data["coef"]), model.coef)  # float32 round trip: bit for bit
+    np.testing.assert_array_equal(np.float32(data["intercept"]), model.intercept)
+    assert data["classes"] == [3, 7] and data["class_names"] == ["three", "seven"]
+    assert data["image_shape"] == [2, 2] and data["scale"] == 1 / 255 and data["deskew"] is False
+    assert data["temperature"] == 1.0
+    x = np.arange(4) * 60.0  # what a hand port computes
+    z = np.float32(data["coef"]) @ (x * data["scale"]) + np.float32(data["intercept"])
+    np.testing.assert_allclose(softmax(z[None])[0], model.predict_proba(x[None])[0], atol=1e-6)
+
+
+def test_export_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    assert main(["export", str(bad), "--out", str(tmp_path / "x.onnx")]) == ExitCode.MODEL
+    assert capsys.readouterr().err.count("\n") == 1
+    model = SoftmaxModel(np.zeros((2, 3), np.float32), np.zeros(2, np.float32), np.array([0, 1]))
+    save_model(model, tmp_path / "m.npz")
+    assert main(["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "no" / "x.onnx")]) == ExitCode.OUTPUT
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write") and err.count("\n") == 1
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", str(tmp_path / "m.npz"), "--format", "tflite", "--out", "x"])
+    assert exit_.value.code == ExitCode.USAGE and "invalid choice: 'tflite'" in capsys.readouterr().err
+    bad_t = with_temperature(model, -1.0)
+    with pytest.raises(ValueError, match="temperature must be a positive number"):
+        bad_t.to_onnx()
