@@ -26,11 +26,11 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exits 2."""
 
     def error(self, message: str):
-        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
+        sys.stderr.write(printable(f"error: {message} (see '{self.prog} --help')") + "\n")
         raise SystemExit(ExitCode.USAGE)
 
 
-def _number(kind, *, minimum=None, strict=True):
+def _number(kind, *, minimum=None, strict=True, maximum=None):
     def parse(text: str):
         try:
             value = kind(text)
@@ -41,6 +41,8 @@ def _number(kind, *, minimum=None, strict=True):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if minimum is not None and (value <= minimum if strict else value < minimum):
             raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum:,}, got {text}")
         return value
 
     return parse
@@ -55,6 +57,12 @@ def _dataset_arg(text: str) -> str:
     raise argparse.ArgumentTypeError(
         f"{text!r} is neither a dataset ({', '.join(DATASETS)}) nor a folder of IDX files"
     )
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character (newline, terminal escape, bidi override...) written as a Python
+    escape, so a file or class name cannot forge lines or drive the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
 def _say(args, message: str) -> None:
@@ -237,6 +245,17 @@ def _image_files(paths) -> list[Path]:
     return files
 
 
+def _figure_stems(files: list[Path]) -> dict[Path, str]:
+    """A distinct figure name for each input: its stem, plus a short hash of its path where stems collide
+    (a/x.png and b/x.png, or x.png and x.jpg), so that no figure overwrites another."""
+    import hashlib
+    from collections import Counter
+
+    counts = Counter(Path(f).stem for f in files)
+    return {f: Path(f).stem if counts[Path(f).stem] == 1
+            else f"{Path(f).stem}-{hashlib.sha1(str(Path(f).resolve()).encode()).hexdigest()[:8]}" for f in files}
+
+
 def cmd_predict(args) -> int:
     """Classify your own images (PNG, JPEG, BMP, GIF, TIFF; any size, grey or colour, either polarity).
 
@@ -263,6 +282,7 @@ def cmd_predict(args) -> int:
             except OSError as exc:
                 raise OutputError(f"cannot create {folder}: {exc.strerror or exc}") from None
     names = [str(n) for n in model.class_names]
+    stems = _figure_stems(files)
     failed = 0
     for path in files:
         try:
@@ -280,11 +300,11 @@ def cmd_predict(args) -> int:
                 }))
             else:
                 top = ", ".join(f"{names[i]} ({100 * proba[i]:.1f}%)" for i in order[: args.top])
-                print(f"{path}: {top}")
+                print(printable(f"{path}: {top}"))
             if args.explain or args.show_input:
                 from . import plots
 
-                stem = Path(path).stem
+                stem = stems[path]
                 if args.explain:
                     plots.save(plots.evidence(features[0], model.coef, model.intercept, proba, names, shape),
                                Path(args.explain) / f"{stem}.evidence.png")
@@ -292,7 +312,7 @@ def cmd_predict(args) -> int:
                     plots.save(plots.model_input(features[0].reshape(shape)), Path(args.show_input) / f"{stem}.input.png")
         except MnistSoftmaxError as exc:
             failed += 1
-            print(f"error: {exc}", file=sys.stderr)
+            print(printable(f"error: {exc}"), file=sys.stderr)
     if failed:
         return ExitCode.PARTIAL if failed < len(files) else ExitCode.DATA
     return ExitCode.OK
@@ -463,8 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=_number(float, minimum=0, strict=False), metavar="BETA")
     p.add_argument("--batch-size", type=_number(int, minimum=0), metavar="N")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=_number(int, minimum=0), metavar="N", help="updates (L-BFGS: iterations)")
-    length.add_argument("--epochs", type=_number(float, minimum=0), metavar="N", help="passes over the training set")
+    length.add_argument("--steps", type=_number(int, minimum=0, maximum=10**9), metavar="N",
+                        help="updates (L-BFGS: iterations)")
+    length.add_argument("--epochs", type=_number(float, minimum=0, maximum=10**6), metavar="N",
+                        help="passes over the training set")
     p.add_argument("--l2", type=_number(float, minimum=0, strict=False), metavar="LAMBDA",
                    help="L2 penalty: loss + LAMBDA/2 * ||W||^2")
     p.add_argument("--average", type=_number(float, minimum=0, strict=False), metavar="FRACTION",
@@ -509,7 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help=cmd_serve.__doc__, description=cmd_serve.__doc__,
                        epilog=EPILOG)
     p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
-    p.add_argument("--port", type=_number(int, minimum=0, strict=False), default=0, help="default: a free port")
+    p.add_argument("--port", type=_number(int, minimum=0, strict=False, maximum=65535), default=0,
+                   help="default: a free port")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export", parents=[common], help=cmd_export.__doc__, description=cmd_export.__doc__,
@@ -560,7 +583,7 @@ def main(argv=None) -> int:
     except MnistSoftmaxError as exc:
         if args.traceback:
             raise
-        print(f"error: {exc.cli or exc}", file=sys.stderr)
+        print(printable(f"error: {exc.cli or exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -572,9 +595,15 @@ def main(argv=None) -> int:
         return ExitCode.INTERNAL
     except BrokenPipeError:
         return ExitCode.OK
+    except OSError as exc:  # the disk, a folder, a device: something outside us, named by its file
+        if args.traceback:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(printable(f"error: {exc.strerror or exc}{where}"), file=sys.stderr)
+        return ExitCode.OUTPUT
     except Exception as exc:  # the boundary: a bug, reported in one line unless --traceback
         if args.traceback:
             raise
-        print(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --traceback and report it)",
+        print(printable(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --traceback and report it)"),
               file=sys.stderr)
         return ExitCode.INTERNAL

@@ -6,6 +6,7 @@ folder can tell the leftovers of a killed process from those of a live one and r
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ def _umask() -> int:
     return mask
 
 
+# errno values of a write that failed because of the disk or folder (full, read-only, not ours)
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 STALE_SECONDS = 24 * 3600  # a temporary this old is abandoned even if its PID is alive again (PIDs are reused)
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?:\.(?P<pid>\d{1,10}))?\.part$")
 
@@ -82,13 +85,20 @@ def atomic_write(path: str | Path) -> Iterator:
     """
     path = Path(path)
     clean_stale(path.parent, path.name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=temp_suffix(), dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=temp_suffix(), dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     try:
         with open(tmp, "wb") as f:
             yield f
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; these are ordinary files
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in _DISK_ERRORS and exc.filename in (None, tmp):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the file the user asked for
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
 

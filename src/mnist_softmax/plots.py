@@ -43,6 +43,11 @@ def percent(p: float) -> str:
     return "> 99.9999%" if p > 0.5 else "< 0.0001%"
 
 
+def labels(class_names) -> list[str]:
+    """Class names as matplotlib text: `$` escaped, so a name such as `$\\frac{$` is shown, not parsed as math."""
+    return [str(n).replace("$", r"\$") for n in class_names]
+
+
 def _grid(n: int, cols: int):
     rows = (n + cols - 1) // cols
     return rows, min(cols, n)
@@ -72,7 +77,7 @@ def weight_maps(coef: np.ndarray, image_shape, class_names, *, shared: bool = Tr
             ax.axis("off")
             continue
         limit = shared_limit if shared else (float(np.abs(coef[c]).max()) or 1.0)
-        im = _signed(ax, coef[c].reshape(image_shape), limit, str(class_names[c]))
+        im = _signed(ax, coef[c].reshape(image_shape), limit, labels(class_names)[c])
         if not shared:
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if shared:
@@ -111,7 +116,7 @@ def learning_curves(history: dict) -> Figure:
 def confusion(counts: np.ndarray, class_names) -> Figure:
     """The confusion matrix twice: counts, and normalised by row (the recall of each true class)."""
     k = len(counts)
-    names = [str(n) for n in class_names]
+    names = labels(class_names)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = max(5.0, 0.55 * k + 2)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
@@ -142,7 +147,7 @@ def evidence(image: np.ndarray, coef: np.ndarray, intercept: np.ndarray, probabi
     usually the mean training image, the maps are relative to it, w_c * (x - reference), and sum to the score minus
     the reference's score: missing ink counts as evidence too.
     """
-    names = [str(n) for n in class_names]
+    names = labels(class_names)
     a, b = top_classes(probabilities[None], 2)[0]
     x = image if reference is None else image - reference
     maps = [x * coef[a], x * coef[b], contrast(x[None], coef, a, b)[0]]
@@ -181,7 +186,7 @@ def means_and_weights(means: np.ndarray, coef: np.ndarray, image_shape, class_na
     others' average, which is nearer to what the weights encode than the mean image itself.
     """
     k = len(coef)
-    names = [str(n) for n in class_names]
+    names = labels(class_names)
     fig = plt.figure(figsize=(1.35 * k + 1.2, 4.6))
     grid = fig.add_gridspec(3, k + 1, width_ratios=[1] * k + [0.08], wspace=0.08, hspace=0.12)
     axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(k)] for r in range(3)])
@@ -208,7 +213,7 @@ def means_and_weights(means: np.ndarray, coef: np.ndarray, image_shape, class_na
 def mistakes(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, confidence: np.ndarray, class_names,
              image_shape, cols: int = 8) -> Figure:
     """A gallery of misclassified images (n, d), each titled 'true -> predicted (confidence)'."""
-    names = [str(n) for n in class_names]
+    names = labels(class_names)
     n = len(images)
     rows, cols = _grid(max(n, 1), cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
