@@ -52,9 +52,28 @@ def _curves(coefs, intercepts, X, y, transform):
     return total_loss / len(y), correct / len(y)
 
 
+def roughness(coef: np.ndarray, image_shape) -> float:
+    """How speckled the weight maps are: the mean squared difference of horizontally and vertically adjacent
+    weights, over twice the variance of the weights.
+
+    coef (k, d) with d = h * w. Independent noise scores 1 (adjacent weights differ as much as any two do), maps
+    that vary slowly score near 0, and maps whose neighbours alternate in sign score above 1. Returns 0 for
+    constant weights.
+    """
+    V = np.asarray(coef, dtype=np.float64).reshape(len(coef), *image_shape)
+    dx = np.diff(V, axis=2).ravel()
+    dy = np.diff(V, axis=1).ravel()
+    variance = V.var()
+    if variance == 0:
+        return 0.0
+    return float(np.concatenate([dx, dy]) @ np.concatenate([dx, dy]) / (len(dx) + len(dy)) / (2 * variance))
+
+
 def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     """Counts (k, k): row = true class index, column = predicted class index."""
-    return np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred), minlength=n_classes**2).reshape(
+    # int64: uint8 labels times 26 classes would wrap around
+    index = np.asarray(y_true, dtype=np.int64) * n_classes + np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(index, minlength=n_classes**2).reshape(
         n_classes, n_classes
     )
 
