@@ -1,0 +1,274 @@
+"""Photo and scan cleanup: from a phone photo of a handwritten digit to a clean ink image, before the MNIST pipeline.
+
+A photo is not a drawing: the paper is grey, tinted or shadowed, the ink is blue or red or pencil-grey, the paper
+has rulings or a grid, JPEG adds noise, and there are other marks on the page. The steps here, each a plain function:
+
+- `looks_like_photo`: decides whether an image needs any of this (clean drawings and MNIST-form images do not);
+- `clean`: ink found by colour and darkness against a paper background estimated at a large scale (a grey closing,
+  which keeps shadow edges sharp), a noise-aware hysteresis threshold, and long straight rulings removed where they
+  are thin (a digit stroke crossing a ruling is kept). Returns the whole page's ink, for one digit or many;
+- `isolate_digit`: the digit among the marks: strokes near each other grouped into one digit, the heaviest group
+  kept, stray marks, dirt and margin scribbles dropped;
+- `normalise_strokes`: a ballpoint line and a marker stroke both redrawn at one width relative to the digit's size.
+
+scipy.ndimage and scikit-image are imported here only, so only photos pay for them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WORK_SIZE = 640  # photos are brought down to at most this many pixels on their longer side before cleanup
+STROKE_WIDTH = 0.09  # stroke width / longest side of the digit's box; calibrated on MNIST training digits
+DIGITS_STROKE_WIDTH = 0.18  # the same for scikit-learn's 8x8 digits, whose bitmaps have bolder strokes
+
+
+def looks_like_photo(grey8: np.ndarray) -> bool:
+    """Whether an 8-bit greyscale image (H, W) is a photo or scan rather than a clean drawing.
+
+    A drawing, a screenshot or a rendered image has a flat background: most of its pixels share one exact value.
+    A photo or scan never does (sensor noise, paper texture, JPEG, uneven light). Tiny images (MNIST-size) and
+    extreme strips are never photos.
+    """
+    h, w = grey8.shape
+    if min(h, w) < 48:
+        return False
+    counts = np.bincount(np.asarray(grey8, np.uint8).ravel(), minlength=256)
+    return counts.max() < 0.25 * grey8.size
+
+
+def _block_reduce(image: np.ndarray, factor: int, how) -> np.ndarray:
+    """(H, W, ...) -> (ceil(H/f), ceil(W/f), ...) by `how` (np.max, np.mean...) over f x f blocks (edges padded)."""
+    h, w = image.shape[:2]
+    ph, pw = -h % factor, -w % factor
+    if ph or pw:
+        image = np.pad(image, ((0, ph), (0, pw)) + ((0, 0),) * (image.ndim - 2), mode="edge")
+    H, W = image.shape[0] // factor, image.shape[1] // factor
+    return how(image.reshape(H, factor, W, factor, *image.shape[2:]), axis=(1, 3))
+
+
+def shrink(image: np.ndarray, size: int = WORK_SIZE) -> np.ndarray:
+    """Bring a big photo (H, W[, 3]) down to at most `size` on its longer side by block averaging."""
+    factor = int(np.ceil(max(image.shape[:2]) / size))
+    return image if factor <= 1 else _block_reduce(np.asarray(image, np.float32), factor, np.mean)
+
+
+def paper(image: np.ndarray, scale: int) -> np.ndarray:
+    """The paper's colour at each pixel (H, W, c), ink removed: a grey closing (max then min filter) of about
+    `scale` pixels, which erases dark strokes narrower than that but keeps the edges of shadows where they are."""
+    from scipy import ndimage
+
+    h, w = image.shape[:2]
+    step = max(1, scale // 8)  # work on a coarse grid: the paper varies slowly
+    coarse = _block_reduce(image, step, np.max)  # (h', w', c): the lightest pixel per block is paper
+    k = max(3, int(round(scale / step)) | 1)
+    closed = ndimage.minimum_filter(ndimage.maximum_filter(coarse, size=(k, k, 1)), size=(k, k, 1))
+    closed = ndimage.uniform_filter(closed, size=(3, 3, 1), mode="nearest")
+    if step == 1:
+        return closed
+    from PIL import Image
+
+    # Bilinear enlargement, one channel at a time in Pillow (much faster than ndimage.zoom here).
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(closed[:, :, c]), "F").resize(
+        (closed.shape[1] * step, closed.shape[0] * step), Image.Resampling.BILINEAR))[:h, :w]
+        for c in range(closed.shape[2])], axis=2)
+
+
+def darkness(image: np.ndarray, scale: int | None = None) -> np.ndarray:
+    """How much each pixel absorbs compared with the paper around it, (H, W) in [0, 1].
+
+    Each colour channel is divided by the paper's colour there (so shadows and gradients cancel), and the ink is
+    the channel that absorbs most: blue ink shows in red, red ink in green and blue, black and pencil in all.
+    """
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if scale is None:
+        scale = max(9, min(image.shape[:2]) // 6)
+    background = paper(image, scale)
+    ratio = image / np.maximum(background, 1e-3)
+    return np.clip(1 - ratio.min(axis=2), 0, 1)
+
+
+def _runs(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Length of the run of True along `axis` that each pixel belongs to (0 off the mask)."""
+    m = np.moveaxis(mask, axis, 0)
+    n = m.shape[0]
+    idx = np.arange(n).reshape(-1, *([1] * (m.ndim - 1)))
+    last_off = np.maximum.accumulate(np.where(m, -1, idx), axis=0)  # index of the last False at or before
+    before = idx - last_off
+    next_off = np.flip(np.minimum.accumulate(np.flip(np.where(m, n, idx), 0), axis=0), 0)
+    after = next_off - idx
+    return np.moveaxis(np.where(m, before + after - 1, 0), 0, axis)
+
+
+def rulings(mask: np.ndarray, max_angle: float = 12.0, coverage: float = 0.6):
+    """Long straight lines across the page (rulings, grids, margins): a list of (angle, distance) in
+    skimage.transform.hough_line's terms, each line present along at least `coverage` of its length."""
+    from skimage.transform import hough_line, hough_line_peaks
+
+    h, w = mask.shape
+    near = np.deg2rad(np.arange(-max_angle, max_angle + 0.01, 0.5))
+    # theta near 0: near-vertical lines; near +-90 degrees: near-horizontal ones
+    horizontal = np.concatenate([np.pi / 2 + near[near < 0], -np.pi / 2 + near[near >= 0]])
+    found = []
+    for thetas, length in ((near, h), (horizontal, w)):
+        accumulator, angles, dists = hough_line(mask, theta=thetas)
+        peaks = hough_line_peaks(accumulator, angles, dists, min_distance=4, min_angle=1,
+                                 threshold=0.4 * length, num_peaks=200)
+        for _, angle, dist in zip(*peaks):
+            if _coverage(mask, angle, dist) >= coverage:
+                found.append((float(angle), float(dist)))
+    return found
+
+
+def _line_points(shape, angle: float, dist: float):
+    """Integer pixel coordinates (ys, xs) of the line x cos(angle) + y sin(angle) = dist inside `shape`."""
+    h, w = shape
+    if abs(np.sin(angle)) > abs(np.cos(angle)):  # near-horizontal: one point per column
+        xs = np.arange(w, dtype=np.float64)
+        ys = (dist - xs * np.cos(angle)) / np.sin(angle)
+    else:
+        ys = np.arange(h, dtype=np.float64)
+        xs = (dist - ys * np.sin(angle)) / np.cos(angle)
+    ys, xs = np.round(ys).astype(np.intp), np.round(xs).astype(np.intp)
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    return ys[inside], xs[inside]
+
+
+def _coverage(mask: np.ndarray, angle: float, dist: float, reach: int = 2) -> float:
+    """Fraction of a line's points that have ink within `reach` pixels across it; 0 for lines barely inside."""
+    ys, xs = _line_points(mask.shape, angle, dist)
+    if len(ys) < 0.3 * max(mask.shape):
+        return 0.0
+    horizontal = abs(np.sin(angle)) > abs(np.cos(angle))
+    hit = np.zeros(len(ys), bool)
+    for d in range(-reach, reach + 1):
+        y, x = (np.clip(ys + d, 0, mask.shape[0] - 1), xs) if horizontal else (ys, np.clip(xs + d, 0, mask.shape[1] - 1))
+        hit |= mask[y, x]
+    return float(hit.mean())
+
+
+def remove_rulings(mask: np.ndarray, lines, band: int = 3, thin: int | None = None) -> np.ndarray:
+    """The mask without the given lines: pixels within `band` of a line are cleared where the ink there is no
+    thicker across the line than a ruling (`thin`, measured if None), so strokes crossing the line survive."""
+    out = mask.copy()
+    if not lines:
+        return out
+    across = {True: _runs(mask, 0), False: _runs(mask, 1)}  # run lengths across horizontal / vertical lines
+    near = {True: np.zeros_like(mask), False: np.zeros_like(mask)}
+    for angle, dist in lines:
+        horizontal = abs(np.sin(angle)) > abs(np.cos(angle))
+        ys, xs = _line_points(mask.shape, angle, dist)
+        for d in range(-band, band + 1):
+            if horizontal:
+                near[True][np.clip(ys + d, 0, mask.shape[0] - 1), xs] = True
+            else:
+                near[False][ys, np.clip(xs + d, 0, mask.shape[1] - 1)] = True
+    for horizontal in (True, False):
+        on = near[horizontal] & mask
+        if not on.any():
+            continue
+        limit = thin if thin is not None else int(np.percentile(across[horizontal][on], 50)) + 2
+        out &= ~(on & (across[horizontal] <= limit))
+    return out
+
+
+def threshold(dark: np.ndarray) -> np.ndarray:
+    """Ink mask from darkness (H, W): hysteresis between levels set by the paper's noise and the ink's strength,
+    so a faint pencil line stays whole while JPEG noise and paper texture stay out."""
+    from skimage.filters import apply_hysteresis_threshold
+
+    median = float(np.median(dark))
+    noise = 1.4826 * float(np.median(np.abs(dark - median)))  # robust spread of the paper
+    peak = float(np.percentile(dark, 99.8))
+    high = max(median + 6 * noise, 0.5 * peak, 0.08)
+    low = max(median + 3 * noise, 0.25 * peak, 0.05)
+    return apply_hysteresis_threshold(dark, min(low, high), high)
+
+
+def clean(image: np.ndarray) -> np.ndarray:
+    """A photo or scan (H, W) grey or (H, W, 3) RGB, values in [0, 1] or 0-255, dark ink on light paper (light on
+    dark is turned round) -> ink (h, w) float32 in [0, 1], ink bright, background exactly 0, rulings and specks
+    removed. The image is first brought down to at most WORK_SIZE pixels on its longer side, so (h, w) may be
+    smaller than (H, W). The whole page is kept: for one digit, follow with `isolate_digit`; for a number, split
+    the ink into digits yourself."""
+    from scipy import ndimage
+
+    image = np.asarray(image, np.float32)
+    if image.max() > 1.0:
+        image = image / 255
+    image = shrink(image)
+    grey = image if image.ndim == 2 else image.mean(axis=2)
+    if np.median(grey) < 0.5:  # chalk on a board, a negative: make the ink dark
+        image = 1 - image
+    dark = darkness(image)
+    mask = threshold(dark)
+    if min(mask.shape) >= 32:
+        mask = remove_rulings(mask, rulings(mask))
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n:
+        sizes = np.bincount(labels.ravel())[1:]
+        keep = np.concatenate([[False], sizes >= max(6, 0.02 * sizes.max())])
+        mask = keep[labels]
+    peak = float(np.percentile(dark[mask], 90)) if mask.any() else 1.0
+    return np.where(mask, np.clip(dark / max(peak, 1e-3), 0, 1), 0).astype(np.float32)
+
+
+def isolate_digit(ink: np.ndarray, reach: float = 0.1) -> np.ndarray:
+    """Keep only the digit among the marks of `ink` (H, W), as returned by `clean`: strokes closer to each other
+    than `reach` times the digit's size are one digit (a 5's bar, a 7's gap, a 4 in two strokes); the group with
+    the most ink, weighted towards the middle of the image, is kept and everything else set to 0."""
+    from scipy import ndimage
+
+    mask = ink > 0
+    if not mask.any():
+        return ink
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    boxes = ndimage.find_objects(labels)
+    mass = ndimage.sum_labels(ink, labels, np.arange(1, n + 1))
+    big = boxes[int(np.argmax(mass))]
+    size = max(big[0].stop - big[0].start, big[1].stop - big[1].start)
+    gaps = ndimage.distance_transform_edt(~mask)
+    groups, m = ndimage.label(gaps <= max(2.0, reach * size), structure=np.ones((3, 3)))
+    if m <= 1:
+        return ink
+    group_of = groups[mask]  # group of every ink pixel
+    total = np.bincount(group_of, weights=ink[mask], minlength=m + 1)
+    ys, xs = np.nonzero(mask)
+    h, w = ink.shape
+    off = np.hypot((np.bincount(group_of, ys * ink[mask], m + 1) / np.maximum(total, 1e-9) - h / 2) / h,
+                   (np.bincount(group_of, xs * ink[mask], m + 1) / np.maximum(total, 1e-9) - w / 2) / w)
+    score = total * (1 - off)  # a mark at the very edge counts about half
+    best = int(np.argmax(score))
+    return np.where(groups == best, ink, 0).astype(np.float32)
+
+
+def normalise_strokes(ink: np.ndarray, width: float = STROKE_WIDTH, size: int = 96) -> np.ndarray:
+    """Redraw a digit's ink (H, W) with strokes `width` times the longest side of its box, whatever pen drew it:
+    the ink is brought to `size` pixels on its longer side, thinned to its centre lines (scikit-image's skeleton)
+    and drawn again, anti-aliased, at the new width. Returns (h, w) float32 in [0, 1], ink bright."""
+    from scipy import ndimage
+    from skimage.morphology import skeletonize
+
+    mask = ink > 0
+    if not mask.any():
+        return np.zeros_like(ink, dtype=np.float32)
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    crop = np.asarray(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], np.float32)
+    zoom = size / max(crop.shape)
+    crop = ndimage.zoom(crop, zoom, order=1, grid_mode=True, mode="grid-constant") if zoom != 1 else crop
+    radius = width * size / 2
+    pad = int(np.ceil(radius)) + 2
+    solid = np.pad(crop > 0.5 * crop.max(), pad)
+    solid = ndimage.binary_closing(solid, iterations=1)  # mend pin-holes so the skeleton has no loops from noise
+    skeleton = skeletonize(solid)
+    distance = ndimage.distance_transform_edt(~skeleton)
+    out = np.clip(radius + 0.5 - distance, 0, 1).astype(np.float32)
+    return out
+
+
+def digit_ink(image: np.ndarray) -> np.ndarray:
+    """A photo of one digit (H, W[, 3]) -> that digit's ink alone, strokes normalised: `clean`, `isolate_digit`,
+    `normalise_strokes`. Feed the result to preprocess.to_model_input."""
+    return normalise_strokes(isolate_digit(clean(image)))
