@@ -266,7 +266,7 @@ def cmd_predict(args) -> int:
     from .explain import top_classes
     from .model import softmax
     from .modelfile import load_model
-    from .preprocess import image_for_model
+    from .preprocess import convention_of, image_for_model
 
     model = load_model(args.model)
     shape = model.preprocessing.image_shape
@@ -286,7 +286,7 @@ def cmd_predict(args) -> int:
     failed = 0
     for path in files:
         try:
-            raw = image_for_model(path, shape, model.preprocessing.scale)
+            raw = image_for_model(path, shape, model.preprocessing.scale, convention_of(model))
             if raw is None:
                 raise MnistSoftmaxError(f"{path}: no digit found (the image is blank or has too little contrast)")
             features = model.features(raw[None])  # (1, d): preprocessed once, used for all that follows
