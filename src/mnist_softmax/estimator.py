@@ -16,6 +16,17 @@ from .recipes import get_recipe
 from .solvers import solve
 
 
+def _is_dask(X) -> bool:
+    """Whether X is a dask collection, told without importing dask (only those who made one have it loaded)."""
+    return type(X).__module__.split(".")[0] == "dask"
+
+
+def _blockwise(clf, method: str, X):
+    from .distributed import predict_blockwise
+
+    return predict_blockwise(clf, method, X)
+
+
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """Multinomial logistic (softmax) regression trained by a named recipe.
 
@@ -71,6 +82,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         `history_` maps "step", "epoch", "train_loss", "train_accuracy" (and "validation_*") to arrays, one
         entry per record point of the recipe.
         """
+        self._stream = None  # a fit starts afresh; partial_fit continues from it
+        if _is_dask(X) or _is_dask(y):
+            from .distributed import fit_dask
+
+            return fit_dask(self, X, y)
         recipe = self._recipe()
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         check_classification_targets(y)
@@ -96,6 +112,52 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.learning_rate_ = solution.learning_rate
         return self
 
+    def partial_fit(self, X, y, classes=None):
+        """One pass of the recipe's SGD over the block (X, y), continuing where the previous call stopped.
+
+        True multinomial updates: the weights, momentum, averaged iterates and learning rate are carried across
+        calls, so a stream of blocks trains as one long run (dask_ml.wrappers.Incremental feeds it this way).
+        `classes` (all the labels the stream will hold) is required on the first call, as in scikit-learn; after
+        `fit`, partial_fit continues from the fitted weights. Needs an SGD recipe ("default" or "tutorial").
+        """
+        from .stream import StreamState, check_streamable
+
+        recipe = self._recipe()
+        check_streamable(recipe)
+        first = getattr(self, "coef_", None) is None
+        if classes is not None:
+            classes = np.unique(np.asarray(classes))
+            if first:
+                self.classes_ = classes
+            elif not np.array_equal(classes, self.classes_):
+                raise ValueError(f"classes={classes.tolist()!r} differs from the earlier {self.classes_.tolist()!r}")
+        elif first:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64], reset=first)
+        check_classification_targets(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"classes must hold at least 2 labels, got {self.classes_.tolist()!r}")
+        index = np.searchsorted(self.classes_, y).clip(0, len(self.classes_) - 1)
+        unknown = self.classes_[index] != y
+        if unknown.any():
+            raise ValueError(f"y holds labels not in classes: {np.unique(y[unknown]).tolist()[:10]!r} "
+                             f"(classes: {self.classes_.tolist()!r})")
+        X = X.astype(np.float32, copy=False)
+        state = getattr(self, "_stream", None)
+        if first or state is None:
+            start = None if first else (self.coef_, self.intercept_)  # after fit: continue from its weights
+            state = StreamState.start(X, len(self.classes_), recipe, np.random.default_rng(self._seed()),
+                                      *(start or ()))
+            self._stream = state
+            self.history_ = {"step": np.zeros(0, int), "batch_loss": np.zeros(0)}  # one entry per call
+        loss = state.update(X, index, recipe)
+        self.coef_, self.intercept_ = state.coef_intercept()
+        self.n_iter_ = state.steps
+        self.learning_rate_ = state.rate
+        self.history_ = {"step": np.append(self.history_["step"], state.steps),
+                         "batch_loss": np.append(self.history_["batch_loss"], loss)}
+        return self
+
     def _seed(self):
         if isinstance(self.random_state, np.random.RandomState):
             return self.random_state.randint(2**31)
@@ -108,17 +170,25 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         """Class scores (logits), shape (n, k); for two classes, as scikit-learn does, the margin (n,)."""
+        if _is_dask(X):
+            return _blockwise(self, "decision_function", X)
         return binary_margin(self._logits(X))
 
     def predict_proba(self, X):
         """Class probabilities, shape (n, k)."""
+        if _is_dask(X):
+            return _blockwise(self, "predict_proba", X)
         return softmax(self._logits(X))
 
     def predict_log_proba(self, X):
+        if _is_dask(X):
+            return _blockwise(self, "predict_log_proba", X)
         return log_softmax(self._logits(X))
 
     def predict(self, X):
-        """The most probable class label of each row of X."""
+        """The most probable class label of each row of X (a dask array: predicted block by block, lazily)."""
+        if _is_dask(X):
+            return _blockwise(self, "predict", X)
         scores = self._logits(X)
         return self.classes_[np.argmax(scores, axis=1)]
 
