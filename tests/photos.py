@@ -73,7 +73,7 @@ def _paper(height: int, width: int, rng: np.random.Generator, unit: float) -> np
     colour = np.asarray(PAPERS[rng.choice(list(PAPERS))], np.float32) + rng.normal(0, 4, 3)
     page = np.empty((height, width, 3), np.float32)
     page[:] = colour
-    page *= 1 + rng.normal(0, 0.01, (height, width, 1)).astype(np.float32)  # paper texture
+    page *= 1 + 0.01 * rng.standard_normal((height, width, 1), dtype=np.float32)  # paper texture
     kind = rng.choice(RULINGS, p=[0.3, 0.35, 0.35])
     line = np.asarray(rng.choice([(150, 185, 230), (160, 160, 165), (120, 170, 220), (175, 200, 225)]), np.float32)
     thick = rng.uniform(1.2, 3.0) * unit
@@ -130,11 +130,11 @@ def _stray_marks(page: np.ndarray, box, rng: np.random.Generator, unit: float) -
 
 def _light(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """Illumination (H, W, 1): a gradient across the sheet, sometimes the soft edge of a shadow, a vignette."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    yy, xx = yy / height - 0.5, xx / width - 0.5
+    yy = (np.arange(height, dtype=np.float32) / height - 0.5)[:, None]
+    xx = (np.arange(width, dtype=np.float32) / width - 0.5)[None, :]
     angle = rng.uniform(0, 2 * np.pi)
     along = np.cos(angle) * xx + np.sin(angle) * yy
-    light = 1 - rng.uniform(0, 0.4) * (along + 0.7) / 1.4
+    light = 1 - np.float32(rng.uniform(0, 0.4)) * (along + 0.7) / 1.4
     if rng.random() < 0.5:  # the edge of a shadow (a phone, a hand)
         angle = rng.uniform(0, 2 * np.pi)
         across = np.cos(angle) * xx + np.sin(angle) * yy - rng.uniform(0.15, 0.45)
@@ -173,7 +173,8 @@ def photograph(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     pixels = np.asarray(photo, np.float32) * _light(out_h, out_w, rng)
     photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).filter(
         ImageFilter.GaussianBlur(rng.uniform(0.4, 1.5) * unit))
-    pixels = np.asarray(photo, np.float32) + rng.normal(0, rng.uniform(1.5, 5), (out_h, out_w, 1))
+    pixels = np.asarray(photo, np.float32)
+    pixels += np.float32(rng.uniform(1.5, 5)) * rng.standard_normal((out_h, out_w, 1), dtype=np.float32)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 

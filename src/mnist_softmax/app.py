@@ -15,6 +15,7 @@ from .errors import UsageError
 from .files import atomic_write
 from .htmlpage import Page, document, render
 from .model import SoftmaxModel
+from .preprocess import convention_of
 
 IDLE_TIMEOUT = 10.0  # seconds a client connection may stay silent before the server drops it
 
@@ -44,6 +45,7 @@ def build_document(model: SoftmaxModel) -> Page:
         "class_names": [str(n) for n in model.class_names],
         "shape": list(shape),
         "deskew": model.preprocessing.deskew,
+        "convention": convention_of(model),  # how a drawing becomes the model's input (preprocess.py)
         "subject": subject(model),
     }
     meta = model.metadata

@@ -100,6 +100,93 @@
     return out;
   }
 
+  // to_digits_input in preprocess.py: scikit-learn's 8x8 digits, a 32x32 bitmap filling the frame, 4x4 counts / 16
+  function toDigitsInput(ink, h, w) {
+    const background = median(ink);
+    let max = -Infinity;
+    for (const v of ink) if (v > max) max = v;
+    const contrast = max - background;
+    if (contrast < 0.15) return null;
+    const level = new Float64Array(ink.length);
+    let total = 0, r0 = h, r1 = -1, c0 = w, c1 = -1;
+    for (let i = 0; i < ink.length; i++) {
+      let v = Math.min(1, Math.max(0, (ink[i] - background) / contrast));
+      v = Math.min(1, Math.max(0, (v - 0.3) / 0.7));
+      level[i] = v; total += v;
+      if (v > 0) {
+        const y = Math.floor(i / w), x = i % w;
+        r0 = Math.min(r0, y); r1 = Math.max(r1, y); c0 = Math.min(c0, x); c1 = Math.max(c1, x);
+      }
+    }
+    if (total < 2) return null;
+    const ch = r1 - r0 + 1, cw = c1 - c0 + 1, crop = new Float64Array(ch * cw);
+    for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) crop[y * cw + x] = level[(y + r0) * w + x + c0];
+    const BH = 4 * H, BW = 4 * W, ratio = Math.min(BH, BW) / Math.max(ch, cw);
+    const height = Math.max(1, halfUp(ch * ratio)), width = Math.max(1, halfUp(cw * ratio));
+    const resized = areaResize(crop, ch, cw, height, width);
+    const inked = resized.filter(v => v > 0);
+    const strength = Math.max(inked.length ? median(inked) : 1, 1e-6);
+    const top = Math.floor((BH - height) / 2), left = Math.floor((BW - width) / 2);
+    const out = new Float64Array(D);
+    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+      if (resized[y * width + x] >= 0.5 * strength) out[((y + top) >> 2) * W + ((x + left) >> 2)] += 1 / 16;
+    }
+    return out;
+  }
+
+  // fashion_input in preprocess.py: Fashion-MNIST's steps on RGB (0-255, h*w*4): trim by the corner's colour,
+  // subsample the longest edge to the field, sharpen, extend centred, negate, greyscale
+  function toFashionInput(rgba, h, w) {
+    const cr = rgba[0], cg = rgba[1], cb = rgba[2], limit = 0.05 * 255 * Math.sqrt(3);
+    let r0 = h, r1 = -1, c0 = w, c1 = -1;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const i = 4 * (y * w + x);
+      const d = Math.sqrt((rgba[i] - cr) ** 2 + (rgba[i + 1] - cg) ** 2 + (rgba[i + 2] - cb) ** 2);
+      if (d > limit) { r0 = Math.min(r0, y); r1 = Math.max(r1, y); c0 = Math.min(c0, x); c1 = Math.max(c1, x); }
+    }
+    if (r1 < 0) return null;
+    const ch = r1 - r0 + 1, cw = c1 - c0 + 1, ratio = Math.min(H, W) / Math.max(ch, cw);
+    const height = Math.min(H, Math.max(1, halfUp(ch * ratio))), width = Math.min(W, Math.max(1, halfUp(cw * ratio)));
+    const small = [];
+    for (let c = 0; c < 3; c++) {
+      const plane = new Float64Array(height * width);
+      for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+        const sy = r0 + Math.floor((y + 0.5) * ch / height), sx = c0 + Math.floor((x + 0.5) * cw / width);
+        plane[y * width + x] = rgba[4 * (sy * w + sx) + c];
+      }
+      small.push(plane);
+    }
+    const k1 = Math.exp(-0.5), kernel = [k1 / (1 + 2 * k1), 1 / (1 + 2 * k1), k1 / (1 + 2 * k1)];
+    const clampY = y => Math.min(height - 1, Math.max(0, y)), clampX = x => Math.min(width - 1, Math.max(0, x));
+    const out = new Float64Array(D), corner = [cr, cg, cb], luma = [0.299, 0.587, 0.114];
+    const top = Math.floor((H - height) / 2), left = Math.floor((W - width) / 2);
+    const grey = new Float64Array(D);
+    for (let c = 0; c < 3; c++) {
+      const p = small[c], rows = new Float64Array(height * width);
+      for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+        let s = 0;
+        for (let j = 0; j < 3; j++) s += kernel[j] * p[clampY(y + j - 1) * width + x];
+        rows[y * width + x] = s;
+      }
+      for (let i = 0; i < D; i++) grey[i] += luma[c] * corner[c];
+      for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+        let blur = 0;
+        for (let j = 0; j < 3; j++) blur += kernel[j] * rows[y * width + clampX(x + j - 1)];
+        const sharp = Math.min(255, Math.max(0, 2 * p[y * width + x] - blur));
+        grey[(y + top) * W + x + left] += luma[c] * (sharp - corner[c]);
+      }
+    }
+    for (let i = 0; i < D; i++) out[i] = Math.min(1, Math.max(0, (255 - grey[i]) / 255));
+    return out;
+  }
+
+  // the model's convention (preprocess.convention_of): how a drawing becomes its input
+  function toInput() {
+    if (M.convention === "fashion") return toFashionInput(ctx.getImageData(0, 0, pad.width, pad.height).data, pad.height, pad.width);
+    const ink = readPad();
+    return M.convention === "digits" ? toDigitsInput(ink, pad.height, pad.width) : toModelInput(ink, pad.height, pad.width);
+  }
+
   // deskew in preprocess.py: shear away the x-y covariance, centre of mass to the centre, bilinear sampling
   function deskew(img) {
     let mass = 0, sy = 0, sx = 0;
@@ -225,7 +312,7 @@
 
   function update() {
     const t0 = performance.now();
-    const input = strokes ? toModelInput(readPad(), pad.height, pad.width) : null;
+    const input = strokes ? toInput() : null;
     document.body.classList.toggle("empty", !input);
     state.input = input;
     if (!input) {
@@ -293,6 +380,6 @@
   });
   for (const id of ["seen", "evidence", "contrast"]) { const c = document.getElementById(id); c.width = W; c.height = H; }
   document.getElementById("clear").addEventListener("click", clearPad);
-  window.mnistSoftmax = { classify, toModelInput, deskew, state, clear: clearPad, readPad, update };
+  window.mnistSoftmax = { classify, toModelInput, toDigitsInput, toFashionInput, deskew, state, clear: clearPad, readPad, update };
   clearPad();
 })();
