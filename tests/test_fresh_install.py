@@ -76,3 +76,42 @@ def test_fresh_install_works_with_no_network(installed, tmp_path, mnist_dir):
     assert (tmp_path / "draw.html").stat().st_size > 20_000
     verified = cli("data", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_parallel_runs_in_the_same_second_get_their_own_folders(tmp_path):
+    """A seed sweep started at once: every run gets a folder of its own (names are reserved by mkdir)."""
+    procs = [subprocess.Popen([sys.executable, "-m", "mnist_softmax", "train", "--dataset", "digits", "--seed",
+                               str(seed), "--no-plots", "--json"], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for seed in range(3)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    folders = {json.loads(out)["run_dir"] for out, _ in outputs}
+    assert len(folders) == 3 and all((tmp_path / f / "model.npz").is_file() for f in folders)
+
+
+def test_failed_run_leaves_no_reserved_folder(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "mnist_softmax", "train", "--dataset", "digits",
+                             "--learning-rate", "1e30", "--average", "0"], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert result.returncode == 6, result.stderr
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_import_from_a_folder_on_the_command_line(tiny, tmp_path, isolated_cache, capsys):
+    from mnist_softmax.cli import main
+
+    spec, folder = tiny
+    assert main(["data", "fetch", "--dataset", "tiny", "--from", str(folder)]) == 0
+    assert "tiny: all files present and verified" in capsys.readouterr().out
+    assert (isolated_cache / "tiny" / "train-images-idx3-ubyte.gz").is_file()
+    assert main(["data", "fetch", "--dataset", "tiny", "--from", str(tmp_path / "nowhere")]) == 3
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_top_level_help_names_every_command():
+    result = subprocess.run([sys.executable, "-m", "mnist_softmax", "--help"], capture_output=True, text=True)
+    from mnist_softmax.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in commands:
+        assert name in result.stdout, name

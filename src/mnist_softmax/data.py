@@ -197,10 +197,9 @@ def _expected(spec: DatasetSpec, file: FileSpec, kind: str) -> str | None:
         return file.sha256
     pin = _pins(spec).get(file.name) if kind == "cache" else None
     if pin is None:
-        raise ChecksumError(
-            f"{file.name}: cannot be verified here: {spec.name}'s published digest covers its archive "
-            f"{spec.archive.name}; import that with data fetch --dataset {spec.name} --from DIR"
-        )
+        why = f"{file.name}: cannot be verified here: {spec.name}'s published digest covers its archive {spec.archive.name}"
+        raise ChecksumError(f"{why}; import that with import_dataset({spec.name!r}, DIR)",
+                            cli=f"{why}; import that with 'mnist-softmax data fetch --dataset {spec.name} --from DIR'")
     return pin
 
 

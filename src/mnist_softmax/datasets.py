@@ -181,7 +181,7 @@ def _emnist(split: str, title: str, class_names: tuple[str, ...], validation_siz
         archive=EMNIST_ZIP,
         transpose=True,
         label_offset=label_offset,
-        license="CC0 / public domain (NIST Special Database 19 derivative)",
+        license="no licence stated; derived from NIST Special Database 19 (a U.S. government work)",
         source="NIST (one zip for all EMNIST splits)",
     )
 

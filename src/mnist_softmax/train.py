@@ -50,7 +50,8 @@ def train(
         monitor["test"] = (dataset.test_images, dataset.test_labels)
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    solution = solve(X, y, k, recipe, rng, transform=preprocessing.apply, monitor=monitor)
+    solution = solve(X, y, k, recipe, rng, transform=preprocessing.apply, monitor=monitor,
+                     image_shape=spec.image_shape, final_train=True)
     seconds = time.perf_counter() - started
 
     metrics = {
@@ -66,11 +67,12 @@ def train(
         "learning_rate": solution.learning_rate,
         "train_seconds": round(seconds, 4),
     }
-    # The history's last point is the final model, so only the test set still needs a pass.
-    for name in ("train", "validation"):
-        recorded = f"{name}_loss" in solution.history
-        metrics[f"{name}_loss"] = round(float(solution.history[f"{name}_loss"][-1]), 6) if recorded else None
-        metrics[f"{name}_accuracy"] = round(float(solution.history[f"{name}_accuracy"][-1]), 6) if recorded else None
+    # The history's last point is the final model on the validation set; its train curve is measured on a sample
+    # (solvers.CURVE_ROWS rows), so the final train figures come from the solver's pass over every training row.
+    metrics["train_loss"], metrics["train_accuracy"] = (round(v, 6) for v in solution.final_train)
+    recorded = "validation_loss" in solution.history
+    for kind in ("loss", "accuracy"):
+        metrics[f"validation_{kind}"] = round(float(solution.history[f"validation_{kind}"][-1]), 6) if recorded else None
     loss, accuracy = curves(
         solution.coef[None], solution.intercept[None], dataset.test_images, dataset.test_labels, preprocessing.apply
     )
@@ -158,7 +160,8 @@ def default_run_dir(dataset: str, recipe: str, root: Path = Path("runs")) -> Pat
 def _staging_dir(out_dir: Path) -> Path:
     """A new hidden sibling of `out_dir` to write a run into (after removing those that killed runs left)."""
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise OutputError(f"{out_dir} already exists and is not an empty directory; choose another --out")
+        raise OutputError(f"{out_dir} already exists and is not an empty directory; choose another",
+                          cli=f"{out_dir} already exists and is not an empty directory; choose another --out")
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(out_dir.parent)
