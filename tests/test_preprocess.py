@@ -121,3 +121,68 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     (tmp_path / "bomb.png").write_bytes(png)
     with pytest.raises(DataFormatError, match=f"too large .more than {MAX_PIXELS:,} pixels"):
         read_image(tmp_path / "bomb.png")
+
+
+def test_only_regular_files_are_read(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    done = threading.Event()
+    errors = []
+
+    def read():
+        try:
+            read_image(fifo)
+        except DataFormatError as exc:
+            errors.append(str(exc))
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(5), "reading a FIFO hung"
+    assert errors and "not a regular file" in errors[0]
+    with pytest.raises(DataFormatError, match="is a directory"):
+        read_image(tmp_path)
+
+
+def test_16_bit_and_floating_point_images_are_scaled_not_clipped(tmp_path):
+    ink = np.zeros((60, 40), np.float32)
+    ink[10:50, 16:24] = 1
+    deep = (3000 + ink * 50000).astype(np.uint16)  # light ink on a dark ground, all above 255
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    got = read_image(tmp_path / "deep.png")
+    assert got.max() == pytest.approx(53000 / 65535, abs=1e-3) and got.min() == pytest.approx(3000 / 65535, abs=1e-3)
+    Image.fromarray(ink * 7.5 - 2).save(tmp_path / "float.tif")  # 32-bit float, outside [0, 1]
+    got = read_image(tmp_path / "float.tif")
+    np.testing.assert_allclose(got, ink, atol=1e-6)
+    assert to_model_input(got) is not None
+
+
+def test_a_very_long_strip_is_read_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    strip = np.full((1, 30_000_000), 255, np.uint8)
+    strip[0, 10_000_000:20_000_000:3] = 0
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    tracemalloc.start()
+    try:
+        out = to_model_input(read_image(tmp_path / "strip.png"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out is not None and out.shape == (28, 28)
+    assert peak < 1.2e9, f"{peak / 1e9:.1f} GB"  # the image is 30 MB as bytes, 120 MB as float32
+
+
+def test_c_library_messages_do_not_reach_stderr(tmp_path, capfd):
+    import os
+
+    from mnist_softmax.preprocess import _quiet_stderr
+
+    with _quiet_stderr():
+        os.write(2, b"TIFFReadDirectory: Warning, Unknown field with tag 65000\n")  # as libtiff writes
+    tiff = tmp_path / "x.tif"
+    Image.fromarray(np.eye(40, dtype=np.uint8) * 255).save(tiff, compression="tiff_lzw")
+    assert read_image(tiff).shape == (40, 40)
+    assert capfd.readouterr().err == ""
