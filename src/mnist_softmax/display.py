@@ -19,8 +19,8 @@ _RDBU = np.array([
     [103, 0, 31], [178, 24, 43], [214, 96, 77], [244, 165, 130], [253, 219, 199], [247, 247, 247],
     [209, 229, 240], [146, 197, 222], [67, 147, 195], [33, 102, 172], [5, 48, 97],
 ], dtype=np.float64)
-_LUT = np.stack([np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_RDBU)), _RDBU[:, c]) for c in range(3)],
-                axis=1).round().astype(np.uint8)  # (256, 3)
+_LUT = np.stack([np.interp(np.linspace(0, 1, 257), np.linspace(0, 1, len(_RDBU)), _RDBU[:, c]) for c in range(3)],
+                axis=1).round().astype(np.uint8)  # (257, 3): an odd count, so that zero is exactly the middle
 ZOOM = 3  # screen pixels per image pixel
 _STYLE = "font-family:sans-serif;font-size:13px;line-height:1.4"
 
@@ -28,7 +28,7 @@ _STYLE = "font-family:sans-serif;font-size:13px;line-height:1.4"
 def signed_rgb(values: np.ndarray, limit: float) -> np.ndarray:
     """Signed values (...) -> RGB uint8 (..., 3): -limit red, 0 white, +limit blue (limits symmetric about zero)."""
     limit = limit or 1.0
-    index = np.clip(np.rint((np.asarray(values, np.float64) / limit + 1) * 127.5), 0, 255).astype(np.intp)
+    index = np.clip(np.rint((np.asarray(values, np.float64) / limit + 1) * 128), 0, 256).astype(np.intp)
     return _LUT[index]
 
 
@@ -59,7 +59,7 @@ def _panels(images: list[np.ndarray], captions: list[str], alt: str) -> str:
     cells = "".join(
         f'<figure style="margin:0 6px 6px 0;text-align:center">{_img(png(im), f"{alt} {c}")}'
         f'<figcaption>{html.escape(c)}</figcaption></figure>'
-        for im, c in zip(images, captions)
+        for im, c in zip(images, captions, strict=True)
     )
     return f'<div style="display:flex;flex-wrap:wrap">{cells}</div>'
 

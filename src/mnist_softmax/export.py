@@ -50,7 +50,7 @@ def temperature(model: SoftmaxModel) -> float | None:
 class _Graph:
     """Collects ONNX nodes and constants under unique names, so the export reads as a list of steps."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from onnx import helper, numpy_helper
 
         self.helper, self.numpy_helper = helper, numpy_helper
@@ -174,15 +174,14 @@ def to_onnx(model: SoftmaxModel, *, input_type: str = "uint8"):
     g.op("Softmax", logits, axis=-1, out="probabilities")
     classes = np.asarray(model.classes)
     if classes.dtype.kind in "US":
-        labels = g._name("classes")
-        g.constants.append(helper.make_tensor(labels, TensorProto.STRING, [k], [str(c).encode() for c in classes]))
+        labels = g.const([str(c) for c in classes], "classes", object)  # a STRING tensor
         label_type = TensorProto.STRING
     else:
         labels = g.const(classes, "classes", np.int64)
         label_type = TensorProto.INT64
     g.op("Gather", labels, g.op("ArgMax", logits, axis=1, keepdims=0), axis=0, out="label")
 
-    in_shape = ["n", *shape] if shape is not None else ["n", d]
+    in_shape: list[str | int] = ["n", *shape] if shape is not None else ["n", d]
     elem = TensorProto.UINT8 if input_type == "uint8" else TensorProto.FLOAT
     graph = helper.make_graph(
         g.nodes,
