@@ -111,7 +111,7 @@ def solve_dask(X, yi, k: int, recipe: Recipe, rng: np.random.Generator, image_sh
     using (a distributed.Client if one is active). Returns coef, intercept (the plain model), history, steps,
     epochs and learning_rate, as solvers.solve does."""
     first = _features(X.blocks[0].compute())
-    if recipe.solver == "lbfgs":
+    if recipe.solver != "sgd":  # full batch (L-BFGS, Newton): the exact optimum, found by distributed L-BFGS
         X, yi = dask.persist(X, yi)  # read hundreds of times: kept in the workers' memory, as stored (uint8 stays)
         return _lbfgs(X, yi, k, recipe, first, image_shape)
     return _model_averaging(X, yi, k, recipe, rng, first, image_shape)
@@ -223,3 +223,35 @@ def predict_blockwise(clf, method: str, X):
     if method == "decision_function" and k == 2:
         return X.map_blocks(func, drop_axis=1, dtype=np.float32, meta=np.array((), np.float32))
     return X.map_blocks(func, chunks=(X.chunks[0], (k,)), dtype=np.float32, meta=np.array((), np.float32))
+
+
+def shards_array(shards, transform=None, chunk_rows: int | None = None):
+    """The images and labels of an out-of-core ShardSet as lazy dask arrays (n, d) and (n,), one block per chunk
+    of rows: each worker reads its own rows from the files (so they must be where the workers can read them)."""
+    from .outofcore import CHUNK_ROWS
+
+    d = int(np.prod(shards.image_shape))
+    blocks, labels = [], []
+    for chunk in shards.chunks(chunk_rows or CHUNK_ROWS * 8):
+        rows = chunk[2] - chunk[1]
+        part = dask.delayed(shards.read, pure=True, nout=2)(*chunk)
+        images = da.from_delayed(part[0], (rows, *shards.image_shape), dtype=np.uint8).reshape(rows, d)
+        blocks.append(images if transform is None else images.map_blocks(transform, dtype=np.float32))
+        labels.append(da.from_delayed(part[1], (rows,), dtype=np.int64))
+    return da.concatenate(blocks), da.concatenate(labels)
+
+
+def connect(address: str):
+    """A dask.distributed Client: to the scheduler at `address` ("tcp://host:8786"), or to a new LocalCluster of
+    one single-threaded worker process per core (at most 4) for "local"."""
+    from distributed import Client, LocalCluster
+
+    if address == "local":
+        import os
+
+        workers = max(1, min(4, os.cpu_count() or 1))
+        return Client(LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None))
+    try:
+        return Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None

@@ -34,8 +34,8 @@ def check_streamable(recipe: Recipe) -> None:
     """Raise UsageError unless the recipe can run a block at a time."""
     if recipe.solver != "sgd":
         raise UsageError(
-            f"the {recipe.name!r} recipe is full-batch L-BFGS, which cannot learn a block at a time; use an SGD "
-            f"recipe ('default' or 'tutorial') for partial_fit and streaming, or fit on all the data"
+            f"the {recipe.name!r} recipe is full batch ({recipe.solver}), which cannot learn a block at a time; use "
+            f"an SGD recipe ('default' or 'tutorial') for partial_fit and streaming, or fit on all the data"
         )
     if recipe.schedule != "constant":
         raise UsageError(f"a {recipe.schedule} learning-rate schedule needs the total number of steps, which a "
