@@ -45,15 +45,14 @@ def trained(mnist):
 
 def with_temperature(model: SoftmaxModel, t: float) -> SoftmaxModel:
     """The model calibrated at temperature t, in the form the package stores calibration."""
-    if "temperature" in {f.name for f in dataclasses.fields(model)}:
-        return dataclasses.replace(model, temperature=t)
     return dataclasses.replace(model, metadata={**model.metadata, "calibration": {"temperature": t}})
 
 
 def reference_proba(model: SoftmaxModel, X) -> np.ndarray:
-    """Python's predict_proba (the temperature applied by the model itself once calibration stores one there)."""
+    """Python's predict_proba, which divides the logits by the model's temperature (model.temperature, read from
+    metadata["calibration"]); before calibration landed in the model, the same division done here."""
     t = temperature(model)
-    if t is None or "temperature" in {f.name for f in dataclasses.fields(model)}:
+    if t is None or hasattr(SoftmaxModel, "temperature"):
         return model.predict_proba(X)
     return softmax(model.logits(X) / np.float32(t))
 
