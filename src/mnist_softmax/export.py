@@ -87,7 +87,7 @@ def _deskew(g: _Graph, images: str, shape: tuple[int, int]) -> str:
     f32, f64, i64, boolean = 1, 11, 7, 9  # onnx.TensorProto.FLOAT, DOUBLE, INT64, BOOL
     # Moments, in float64 and rounded to float32 at the end: the nearest float32 to the exact value, which numpy's
     # float32 moments are within a few units of the last place of. (Sums, not numpy's products with a vector of
-    # ones: onnxruntime 1.32's optimiser turns MatMul(x, ones) and MatMul(Transpose(x), ones) into one result.)
+    # ones: onnxruntime 1.32's graph optimiser computes MatMul(Transpose(x), v) wrongly for 3-d x and a vector v.)
     axis1, axis2 = g.const([1], "axis1", np.int64), g.const([2], "axis2", np.int64)
     x64 = g.op("Cast", images, to=f64)
     rows = g.op("ReduceSum", x64, axis2, keepdims=0)  # (n, h)
