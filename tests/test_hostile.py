@@ -378,3 +378,34 @@ def test_csp_blocks_script_that_slipped_into_a_page(browser, tmp_path):
     assert browser_page.evaluate("getComputedStyle(document.getElementById('p')).color") == "rgb(1, 2, 3)"
     assert browser_page.evaluate("window.pwned === undefined")
     assert any("Content Security Policy" in e for e in browser_page.errors), browser_page.errors
+
+
+def test_models_whose_scores_would_overflow_are_refused(tmp_path):
+    with pytest.raises(ModelFileError, match="weights larger than"):
+        load_model(_model_with_metadata(tmp_path / "a.npz", coef=np.full((3, 4), 3e38, np.float32)))
+    big_scale = _meta(preprocessing={"scale": 1e10, "image_shape": [2, 2]})
+    with pytest.raises(ModelFileError, match="overflow float32"):
+        load_model(_model_with_metadata(tmp_path / "b.npz", coef=np.full((3, 4), 1e25, np.float32), **big_scale))
+
+
+def test_archives_listing_many_entries_are_refused_before_parsing(tmp_path):
+    path = _model_with_metadata(tmp_path / "m.npz")
+    with zipfile.ZipFile(path, "a") as z:
+        for i in range(40):
+            z.writestr(f"junk{i}", b"")
+    with pytest.raises(ModelFileError, match="lists 44 entries"):
+        load_model(path)
+
+
+def test_fifos_are_refused_not_waited_on(tmp_path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "model.npz")
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        load_model(tmp_path / "model.npz")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--out", str(run), "-q", "--no-plots"]) == 0
+    (run / "metrics.json").unlink()
+    os.mkfifo(run / "metrics.json")
+    capsys.readouterr()
+    one_error(capsys, ExitCode.DATA, main(["report", str(run)]), "metrics.json", "not a regular file")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.server
 import sys
+import threading
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from .model import SoftmaxModel
 from .preprocess import convention_of
 
 IDLE_TIMEOUT = 10.0  # seconds a client connection may stay silent before the server drops it
+MAX_CLIENTS = 64  # connections served at once (threads); more wait in the listen queue
 
 # What the page asks you to draw, by dataset; a model of digit classes asks for a digit, anything else for something.
 SUBJECTS = {"mnist": "a digit", "digits": "a digit", "fashion-mnist": "an article of clothing"}
@@ -80,6 +82,25 @@ def write_page(model: SoftmaxModel, path: str | Path) -> Path:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # many clients at once wait in the queue instead of being refused
+
+    def __init__(self, *args, **kwargs):
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        """At most MAX_CLIENTS connections are served at once; the others wait to be accepted."""
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request, client_address):
         """A client that hangs up or stalls is no error of ours: no traceback; anything else is reported."""

@@ -23,6 +23,8 @@ from .model import Preprocessing, SoftmaxModel
 FORMAT = "mnist-softmax-model"
 FORMAT_VERSION = 1
 _KEYS = {"coef", "intercept", "classes", "metadata"}
+_NOVELTY = ("novelty_means", "novelty_bases")  # optional (refuse.Novelty): (k, d) and (k * m, d) float32
+MAX_COMPONENTS = 100  # principal directions per class in novelty_bases
 
 
 def _classes_array(classes) -> np.ndarray:
@@ -45,6 +47,11 @@ def save_model(model: SoftmaxModel, path: str | Path) -> Path:
         "preprocessing": model.preprocessing.to_json(),
         "class_names": list(model.class_names),
     }
+    novelty = getattr(model, "novelty", None)
+    if novelty is not None:
+        metadata["novelty"] = novelty.to_json()
+    else:
+        metadata.pop("novelty", None)
     blob = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8)
     try:
         with atomic_write(path) as out:
@@ -54,6 +61,7 @@ def save_model(model: SoftmaxModel, path: str | Path) -> Path:
                 intercept=np.asarray(model.intercept, np.float32),
                 classes=_classes_array(model.classes),
                 metadata=blob,
+                **(novelty.arrays() if novelty is not None else {}),
             )
     except OSError as exc:
         raise OutputError(f"cannot write the model to {path}: {exc.strerror or exc}") from None
@@ -69,6 +77,8 @@ MAX_NAME = 100  # characters of a class name
 MAX_TEXT = 1000  # characters of any other metadata string checked below
 MAX_DEPTH = 16  # nesting of the metadata JSON
 MAX_SIDE = 1 << 16  # pixels along one side of the image shape
+MAX_WEIGHT = 1e30  # largest weight or bias in size (real ones are below 10)
+MAX_SCORE = 1e30  # largest class score an 8-bit image may reach (float32 ends at 3.4e38)
 SCALE_RANGE = (1e-10, 1e10)  # preprocessing scale: pixels times this must stay ordinary float32 numbers
 
 
@@ -81,9 +91,12 @@ def load_model(path: str | Path) -> SoftmaxModel:
     """
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO or device would block or never end
+            raise ModelFileError(f"{path}: not a regular file, expected a model .npz file")
         with open(path, "rb") as f:
             if f.read(4) != b"PK\x03\x04":
                 raise ModelFileError(f"{path}: not a model file (expected an .npz archive)")
+            _check_entry_count(path, f)
         arrays = _read_npz(path)
     except ModelFileError:
         raise
@@ -95,6 +108,19 @@ def load_model(path: str | Path) -> SoftmaxModel:
             RuntimeError, zlib.error) as exc:
         raise ModelFileError(f"{path}: not a valid model file ({exc})") from None
     return _build(path, **arrays)
+
+
+def _check_entry_count(path: Path, f) -> None:
+    """Refuse an archive whose directory lists more than a few entries before zipfile builds an object for each
+    (a small file listing a million entries would cost gigabytes)."""
+    size = f.seek(0, 2)
+    f.seek(max(0, size - (1 << 16) - 22))
+    tail = f.read()
+    end = tail.rfind(b"PK\x05\x06")  # the end-of-central-directory record
+    if end >= 0 and len(tail) >= end + 12:
+        entries = int.from_bytes(tail[end + 10 : end + 12], "little")
+        if entries > 16:
+            raise ModelFileError(f"{path}: not a model file: its archive lists {entries:,} entries (a model has 4)")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -110,12 +136,14 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         if missing:
             raise ModelFileError(f"{path}: not a model file: missing {', '.join(sorted(missing))}")
         arrays = {}
-        for key in sorted(_KEYS):
+        for key in sorted(_KEYS) + [key for key in _NOVELTY if key in members]:
             info = members[key]
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise ModelFileError(f"{path}: not a valid model file: {info.filename} uses compression method "
                                      f"{info.compress_type} (only stored and deflated are read)")
             limit = MAX_WEIGHTS * 8 if key == "coef" else MAX_METADATA + MAX_CLASSES * 4 * MAX_NAME
+            if key in _NOVELTY:
+                limit = MAX_WEIGHTS * 4 * (MAX_COMPONENTS if key == "novelty_bases" else 1)
             if info.file_size > limit + 4096:
                 raise ModelFileError(f"{path}: {key} is {info.file_size:,} bytes, more than a model holds "
                                      f"(at most {limit:,})")
@@ -153,7 +181,7 @@ def _read_npy(path: Path, key: str, stream, size: int) -> np.ndarray:
     return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
 
 
-def _build(path: Path, coef, intercept, classes, metadata) -> SoftmaxModel:
+def _build(path: Path, coef, intercept, classes, metadata, **novelty) -> SoftmaxModel:
     def bad(what: str) -> ModelFileError:
         return ModelFileError(f"{path}: {what}")
 
@@ -175,6 +203,8 @@ def _build(path: Path, coef, intercept, classes, metadata) -> SoftmaxModel:
         coef, intercept = coef.astype(np.float32), intercept.astype(np.float32)
     if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
         raise bad("weights contain NaN or infinity (as float32)")
+    if max(float(np.abs(coef).max()), float(np.abs(intercept).max())) > MAX_WEIGHT:
+        raise bad(f"weights larger than {MAX_WEIGHT:g} in size: the class scores would overflow")
     if metadata.ndim != 1 or metadata.dtype != np.uint8:
         raise bad("metadata must be UTF-8 JSON bytes")
     meta = parse_metadata(metadata.tobytes(), bad)
@@ -182,9 +212,34 @@ def _build(path: Path, coef, intercept, classes, metadata) -> SoftmaxModel:
     preprocessing = Preprocessing.from_json(meta["preprocessing"])
     if preprocessing.image_shape and math.prod(preprocessing.image_shape) != d:
         raise bad(f"image shape {preprocessing.image_shape} does not hold the {d} features of coef")
+    if preprocessing.image_shape:  # pixels are at most 255: the largest score any image can get must be finite
+        top = float((np.abs(coef).astype(np.float64).sum(axis=1) * 255 * preprocessing.scale).max())
+        if top + float(np.abs(intercept).max()) > MAX_SCORE:
+            raise bad(f"weights and scale give class scores up to {top:.3g}, which overflow float32")
     names = meta.get("class_names") or []
     return SoftmaxModel(coef, intercept, classes.copy(), preprocessing,
-                        tuple(names) or tuple(str(c) for c in classes), meta)
+                        tuple(names) or tuple(str(c) for c in classes), meta, _novelty(novelty, meta, k, d, bad))
+
+
+def _novelty(arrays: dict, meta: dict, k: int, d: int, bad):
+    """The refusal statistics (refuse.Novelty) when the file has them: both arrays and their metadata, or none."""
+    if not arrays and "novelty" not in meta:
+        return None
+    if set(arrays) != set(_NOVELTY) or "novelty" not in meta:
+        raise bad("novelty statistics must come complete: novelty_means, novelty_bases and their metadata")
+    means, bases = arrays["novelty_means"], arrays["novelty_bases"]
+    m = meta["novelty"]["components"]
+    if means.shape != (k, d) or means.dtype.kind != "f":
+        raise bad(f"novelty_means must be float of shape ({k}, {d}), found {means.dtype} of shape {means.shape}")
+    if bases.shape != (k * m, d) or bases.dtype.kind != "f":
+        raise bad(f"novelty_bases must be float of shape ({k * m}, {d}), found {bases.dtype} of shape {bases.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        means, bases = means.astype(np.float32), bases.astype(np.float32)
+    if not (np.isfinite(means).all() and np.isfinite(bases).all()):
+        raise bad("novelty statistics contain NaN or infinity (as float32)")
+    from .refuse import Novelty
+
+    return Novelty.from_stored(means, bases, meta["novelty"])
 
 
 def _no_constants(name: str):
@@ -268,6 +323,13 @@ SCHEMA = {
     "hyperparameters": (False, lambda v: _is_table(v, _is_value), "an object of numbers, strings, booleans or lists"),
     "metrics": (False, lambda v: _is_table(v, _is_value), "an object of numbers, strings, booleans or lists"),
     "seed": (False, lambda v: v is None or _is_int(v), "an integer"),
+    "calibration": (False, lambda v: _is_table(v, _is_value) and _is_number(v.get("temperature"))
+                    and 0.01 <= v["temperature"] <= 100, "an object whose temperature is a number from 0.01 to 100"),
+    "novelty": (False, lambda v: isinstance(v, dict) and _is_int(v.get("components"))
+                and 1 <= v["components"] <= MAX_COMPONENTS and _is_number(v.get("threshold")) and v["threshold"] >= 0
+                and _is_number(v.get("blur")) and 0 <= v["blur"] <= 10
+                and (v.get("quantile") is None or (_is_number(v["quantile"]) and 0 < v["quantile"] <= 1)),
+                f"an object with components (1 to {MAX_COMPONENTS}), threshold (>= 0), blur (0 to 10) and quantile"),
     "created": (False, lambda v: _is_text(v, 100), "a date as text"),
     "package_version": (False, lambda v: _is_text(v, 100), "a version as text"),
 }
