@@ -139,3 +139,43 @@ def test_export_errors_are_one_line(tmp_path, capsys):
     bad_t = with_temperature(model, -1.0)
     with pytest.raises(ValueError, match="temperature must be a positive number"):
         bad_t.to_onnx()
+
+
+def port_deskew(x: np.ndarray) -> np.ndarray:
+    """The JSON export's deskew_method, written from its words alone, pixel by pixel in float64."""
+    h, w = x.shape
+    ys, xs = np.arange(h), np.arange(w)
+    if not (x > 0).any():
+        cy, cx, alpha = h / 2, w / 2, 0.0
+    else:
+        m = x.sum()
+        cy, cx = (ys * x.sum(1)).sum() / m, (xs * x.sum(0)).sum() / m
+        var_y = (x.sum(1) * (ys - cy) ** 2).sum() / m
+        cov = (x * np.outer(ys - cy, xs - cx)).sum() / m
+        alpha = float(np.clip(cov / var_y if var_y > 1e-6 else 0.0, -1, 1))
+
+    def at(r, c):
+        return x[r, c] if 0 <= r < h and 0 <= c < w else 0.0
+
+    out = np.zeros((h, w))
+    for y in range(h):
+        r = y + cy - h / 2
+        r0, fr = int(np.floor(r)), r - np.floor(r)
+        for col in range(w):
+            c = col + cx - w / 2 + alpha * (y - h / 2)
+            c0, fc = int(np.floor(c)), c - np.floor(c)
+            top = at(r0, c0) * (1 - fc) + at(r0, c0 + 1) * fc
+            bottom = at(r0 + 1, c0) * (1 - fc) + at(r0 + 1, c0 + 1) * fc
+            out[y, col] = top * (1 - fr) + bottom * fr
+    return out
+
+
+def test_json_deskew_method_is_enough_to_port_the_deskewing(mnist):
+    model = SoftmaxModel(np.zeros((10, 784), np.float32), np.zeros(10, np.float32), np.arange(10),
+                         Preprocessing(1 / 255, (28, 28), deskew=True))
+    data = to_json(model)
+    assert "alpha = cov / var_y" in data["deskew_method"]
+    images = np.concatenate([mnist.test_images[:30], np.zeros((1, 28, 28), np.uint8)])
+    ported = np.stack([port_deskew(x * data["scale"]) for x in images.astype(np.float64)])
+    np.testing.assert_allclose(ported.reshape(len(images), -1), model.features(images), atol=2e-5)
+    assert "deskew_method" not in to_json(dataclasses.replace(model, preprocessing=Preprocessing(1 / 255, (28, 28))))

@@ -32,6 +32,13 @@ IR_VERSION = 8  # the IR version of opset 17: files that older runtimes also rea
 INPUT = "pixels"
 OUTPUTS = ("label", "probabilities")
 JSON_FORMAT = "mnist-softmax-weights"
+DESKEW_METHOD = (
+    "per image x (h, w) of scaled pixels: mass m = sum x; centre of mass cy = sum_y y * rowsum_y / m, "
+    "cx = sum_x x * colsum_x / m; var_y = sum_y rowsum_y (y - cy)^2 / m; cov = sum_{y,x} x_{y,x} (x - cx)(y - cy) / m; "
+    "alpha = cov / var_y if var_y > 1e-6 else 0, clipped to [-1, 1]; a blank image (no pixel > 0) uses cy = h/2, "
+    "cx = w/2. Output pixel (y, x) is the bilinear interpolation of the input at row y + cy - h/2 and column "
+    "x + cx - w/2 + alpha (y - h/2), reading 0 outside the image (separable: blend the two rows, then the two columns)"
+)
 
 
 def temperature(model: SoftmaxModel) -> float | None:
@@ -232,6 +239,7 @@ def to_json(model: SoftmaxModel) -> dict[str, Any]:
         "image_shape": list(pre.image_shape) if pre.image_shape else None,
         "scale": pre.scale,
         "deskew": pre.deskew,
+        **({"deskew_method": DESKEW_METHOD} if pre.deskew else {}),
         "temperature": temperature(model) or 1.0,
         "coef": [floats(row) for row in model.coef],
         "intercept": floats(model.intercept),
