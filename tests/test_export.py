@@ -179,3 +179,18 @@ def test_json_deskew_method_is_enough_to_port_the_deskewing(mnist):
     ported = np.stack([port_deskew(x * data["scale"]) for x in images.astype(np.float64)])
     np.testing.assert_allclose(ported.reshape(len(images), -1), model.features(images), atol=2e-5)
     assert "deskew_method" not in to_json(dataclasses.replace(model, preprocessing=Preprocessing(1 / 255, (28, 28))))
+
+
+@pytest.mark.parametrize("shape", [(20, 12), (12, 20), (8, 8)])
+def test_deskew_in_onnx_for_any_image_shape_blank_and_single_pixel_images(shape):
+    rng = np.random.default_rng(0)
+    d = shape[0] * shape[1]
+    model = SoftmaxModel(rng.normal(size=(4, d)).astype(np.float32), rng.normal(size=4).astype(np.float32),
+                         np.array([1, 5, 7, 9]), Preprocessing(1 / 255, shape, deskew=True))
+    X = (rng.random((300, *shape)) ** 3 * 255).astype(np.uint8)
+    X[0] = 0  # blank: read in place
+    X[1] = 0
+    X[1, 3, 4] = 200  # one pixel: no variance, no shear
+    labels, proba = run_onnx(model.to_onnx(), X)
+    assert np.abs(proba - model.predict_proba(X)).max() < 1e-5
+    np.testing.assert_array_equal(labels, model.predict(X))
