@@ -188,3 +188,29 @@ def write_photos(digits: np.ndarray, folder: Path, seed: int = 0) -> list[Path]:
         photograph(np.asarray(digit, np.uint8), rng).save(path, quality=int(rng.integers(60, 91)))
         paths.append(path)
     return paths
+
+
+HANDWRITING_FONTS = {  # Debian packages of typefaces made from people's handwriting, and where their files go
+    "fonts-bwht": "/usr/share/fonts/opentype/bwht",
+    "fonts-dkg-handwriting": "/usr/share/fonts/truetype/fifthhorseman",
+    "fonts-femkeklaver": "/usr/share/fonts/truetype/femkeklaver",
+    "fonts-breip": "/usr/share/fonts/truetype/breip",
+    "fonts-klee": "/usr/share/fonts/truetype/klee",
+}
+
+
+def font_files() -> list[Path]:
+    """The installed handwriting font files (empty when none of the packages is installed)."""
+    return sorted(p for folder in HANDWRITING_FONTS.values() if Path(folder).is_dir()
+                  for p in Path(folder).iterdir() if p.suffix.lower() in (".ttf", ".otf"))
+
+
+def font_digit(font: Path, digit: int, size: int = 200) -> Image.Image:
+    """The digit written in `font`, black on white, about `size` px tall, on a page 1.6 times its size."""
+    from PIL import ImageDraw, ImageFont
+
+    face = ImageFont.truetype(str(font), size)
+    page = Image.new("L", (int(size * 1.6), int(size * 1.6)), 255)
+    draw = ImageDraw.Draw(page)
+    draw.text((page.width / 2, page.height / 2), str(digit), font=face, fill=0, anchor="mm")
+    return page

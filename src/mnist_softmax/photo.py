@@ -149,28 +149,63 @@ def _coverage(mask: np.ndarray, angle: float, dist: float, reach: int = 2) -> fl
     return float(hit.mean())
 
 
-def remove_rulings(mask: np.ndarray, lines, band: int = 3, thin: int | None = None) -> np.ndarray:
-    """The mask without the given lines: pixels within `band` of a line are cleared where the ink there is no
-    thicker across the line than a ruling (`thin`, measured if None), so strokes crossing the line survive."""
+def _blobs(mask: np.ndarray) -> np.ndarray:
+    """Parts of the mask thicker than a ruling in both directions (shadows, marker strokes), which would otherwise
+    vote for lines in every direction."""
+    return (_runs(mask, 0) > 12) & (_runs(mask, 1) > 12)
+
+
+def _fit_line(loose: np.ndarray, ys: np.ndarray, xs: np.ndarray, horizontal: bool, reach: int = 6):
+    """Where a Hough line really is: its offset across (per point) and thickness, from the loose ink mask in eight
+    stretches along it (the Hough angle and distance are only as fine as their bins)."""
+    h, w = loose.shape
+    offsets = np.arange(-reach, reach + 1)
+    if horizontal:
+        hits = loose[np.clip(ys[None, :] + offsets[:, None], 0, h - 1), xs[None, :]]  # (offsets, points)
+    else:
+        hits = loose[ys[None, :], np.clip(xs[None, :] + offsets[:, None], 0, w - 1)]
+    centres, weights, widths = [], [], []
+    chunks = np.array_split(np.arange(len(ys)), 8)
+    for chunk in chunks:
+        profile = hits[:, chunk].mean(axis=1)
+        top = float(profile.max())
+        on = profile >= 0.5 * top
+        centres.append(float((offsets * profile * on).sum() / max((profile * on).sum(), 1e-9)))
+        weights.append(top)
+        widths.append(int(on.sum()))
+    where = np.array([c.mean() for c in chunks])
+    good = np.array(weights) > 0.3
+    if good.sum() >= 2:
+        slope, intercept = np.polyfit(where[good], np.array(centres)[good], 1)
+    else:
+        slope, intercept = 0.0, 0.0
+    along = np.arange(len(ys))
+    shift = np.round(intercept + slope * along).astype(np.intp)
+    thickness = int(np.median(np.array(widths)[good])) if good.any() else 2
+    return shift, thickness
+
+
+def remove_rulings(mask: np.ndarray, lines, loose: np.ndarray | None = None) -> np.ndarray:
+    """The mask without the given lines: each line is located precisely (its offset and thickness measured on
+    `loose`, a lower-threshold mask, or on `mask`), and its pixels cleared where the ink there is no thicker across
+    the line than the line itself, so strokes crossing it survive (with at most a ruling-wide nick)."""
     out = mask.copy()
     if not lines:
         return out
+    loose = mask if loose is None else loose
+    h, w = mask.shape
     across = {True: _runs(mask, 0), False: _runs(mask, 1)}  # run lengths across horizontal / vertical lines
-    near = {True: np.zeros_like(mask), False: np.zeros_like(mask)}
     for angle, dist in lines:
         horizontal = abs(np.sin(angle)) > abs(np.cos(angle))
         ys, xs = _line_points(mask.shape, angle, dist)
-        for d in range(-band, band + 1):
+        shift, thickness = _fit_line(loose, ys, xs, horizontal)
+        for d in range(-(thickness // 2) - 1, thickness // 2 + 2):
             if horizontal:
-                near[True][np.clip(ys + d, 0, mask.shape[0] - 1), xs] = True
+                y, x = np.clip(ys + shift + d, 0, h - 1), xs
             else:
-                near[False][ys, np.clip(xs + d, 0, mask.shape[1] - 1)] = True
-    for horizontal in (True, False):
-        on = near[horizontal] & mask
-        if not on.any():
-            continue
-        limit = thin if thin is not None else int(np.percentile(across[horizontal][on], 50)) + 2
-        out &= ~(on & (across[horizontal] <= limit))
+                y, x = ys, np.clip(xs + shift + d, 0, w - 1)
+            thin = across[horizontal][y, x] <= thickness + 2
+            out[y[thin], x[thin]] = False
     return out
 
 
@@ -205,7 +240,10 @@ def clean(image: np.ndarray) -> np.ndarray:
     dark = darkness(image)
     mask = threshold(dark)
     if min(mask.shape) >= 32:
-        mask = remove_rulings(mask, rulings(mask))
+        # Rulings are found on a looser mask, where a faint grid is whole rather than dashed.
+        noise = 1.4826 * float(np.median(np.abs(dark - np.median(dark))))
+        loose = dark > max(5 * noise, 0.15 * float(np.percentile(dark, 99.8)), 0.05)
+        mask = remove_rulings(mask, rulings(loose & ~_blobs(loose)), loose)
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n:
         sizes = np.bincount(labels.ravel())[1:]
@@ -215,33 +253,49 @@ def clean(image: np.ndarray) -> np.ndarray:
     return np.where(mask, np.clip(dark / max(peak, 1e-3), 0, 1), 0).astype(np.float32)
 
 
-def isolate_digit(ink: np.ndarray, reach: float = 0.1) -> np.ndarray:
-    """Keep only the digit among the marks of `ink` (H, W), as returned by `clean`: strokes closer to each other
-    than `reach` times the digit's size are one digit (a 5's bar, a 7's gap, a 4 in two strokes); the group with
-    the most ink, weighted towards the middle of the image, is kept and everything else set to 0."""
+def _scores(ink: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """How much each labelled region (1..n; index 0 unused) looks like the digit: its ink, counted less the
+    further it lies from the middle, and far less when it runs off the photo or spans all of it (shadows' edges,
+    the ends of rulings, the edge of the sheet)."""
+    from scipy import ndimage
+
+    h, w = ink.shape
+    index = np.arange(1, n + 1)
+    total = np.concatenate([[0.0], ndimage.sum_labels(ink, labels, index)])
+    centres = [(0.0, 0.0)] + ndimage.center_of_mass(ink, labels, index)
+    off = np.array([np.hypot((cy - h / 2) / h, (cx - w / 2) / w) for cy, cx in centres])
+    score = total * (1 - off)  # a mark at the very edge counts about half
+    edge = np.zeros(ink.shape, bool)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    score[np.unique(labels[edge])] *= 0.2
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is not None and (box[0].stop - box[0].start > 0.9 * h or box[1].stop - box[1].start > 0.9 * w):
+            score[k] *= 0.2
+    score[0] = -1
+    return score
+
+
+def isolate_digit(ink: np.ndarray, reach: float = 0.15) -> np.ndarray:
+    """Keep only the digit among the marks of `ink` (H, W), as returned by `clean`: the mark that looks most like
+    a digit (see _scores), with every stroke closer to it than `reach` times its size (a 5's bar, a 7's gap, a 4
+    in two strokes); stray marks, dirt, margin scribbles and shadow edges are set to 0."""
     from scipy import ndimage
 
     mask = ink > 0
     if not mask.any():
         return ink
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    boxes = ndimage.find_objects(labels)
-    mass = ndimage.sum_labels(ink, labels, np.arange(1, n + 1))
-    big = boxes[int(np.argmax(mass))]
-    size = max(big[0].stop - big[0].start, big[1].stop - big[1].start)
+    best = int(np.argmax(_scores(ink, labels, n)))
+    rows, cols = np.nonzero((labels == best).any(axis=1))[0], np.nonzero((labels == best).any(axis=0))[0]
+    size = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
     gaps = ndimage.distance_transform_edt(~mask)
     groups, m = ndimage.label(gaps <= max(2.0, reach * size), structure=np.ones((3, 3)))
-    if m <= 1:
-        return ink
-    group_of = groups[mask]  # group of every ink pixel
-    total = np.bincount(group_of, weights=ink[mask], minlength=m + 1)
-    ys, xs = np.nonzero(mask)
-    h, w = ink.shape
-    off = np.hypot((np.bincount(group_of, ys * ink[mask], m + 1) / np.maximum(total, 1e-9) - h / 2) / h,
-                   (np.bincount(group_of, xs * ink[mask], m + 1) / np.maximum(total, 1e-9) - w / 2) / w)
-    score = total * (1 - off)  # a mark at the very edge counts about half
-    best = int(np.argmax(score))
-    return np.where(groups == best, ink, 0).astype(np.float32)
+    group = groups[labels == best][0]
+    # Grouping may have reached a line or shadow: keep the digit's strokes, not what only touches them.
+    keep = np.unique(labels[(groups == group) & mask])
+    scores = _scores(ink, labels, n)
+    keep = keep[(scores[keep] > 0.05 * scores[best]) | (keep == best)]
+    return np.where(np.isin(labels, keep), ink, 0).astype(np.float32)
 
 
 def normalise_strokes(ink: np.ndarray, width: float = STROKE_WIDTH, size: int = 96) -> np.ndarray:
