@@ -6,6 +6,7 @@ the logits and the loss is the mean cross-entropy, computed through log-sum-exp 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,12 +31,57 @@ def binary_margin(z: np.ndarray) -> np.ndarray:
     return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
 
 
-def loss_and_grad(W, b, X, y, l2=0.0, mu=None):
-    """Mean cross-entropy plus (l2 / 2) ||W||^2, and its gradient, for a batch.
+def image_grid(d: int, image_shape=None) -> tuple[int, int]:
+    """The (h, w) grid whose neighbours the smoothness penalty compares: the image shape when known, else a square
+    when d is one (784 -> 28x28), else the features in a row (each next to the following one)."""
+    if image_shape:
+        h, w = image_shape
+        if h * w != d:
+            raise UsageError(f"image shape {tuple(image_shape)} does not hold {d} features")
+        return int(h), int(w)
+    r = math.isqrt(d)
+    return (r, r) if r * r == d else (1, d)
+
+
+def smoothness(W: np.ndarray, grid: tuple[int, int]) -> tuple[float, np.ndarray]:
+    """(1/2) sum over classes of ||grad W_c||^2, the squared differences of horizontally and vertically adjacent
+    weights of each class's image, and its gradient (k, d).
+
+    A template whose neighbouring pixels agree is smooth, so smaller values mean weight maps a person can read.
+    """
+    V = W.reshape(len(W), *grid)
+    dx = V[:, :, 1:] - V[:, :, :-1]  # (k, h, w-1)
+    dy = V[:, 1:, :] - V[:, :-1, :]  # (k, h-1, w)
+    value = 0.5 * (float(np.dot(dx.ravel(), dx.ravel())) + float(np.dot(dy.ravel(), dy.ravel())))
+    return value, add_smoothness_gradient(W, grid, 1.0, np.zeros_like(W))
+
+
+def add_smoothness_gradient(W: np.ndarray, grid: tuple[int, int], scale: float, out: np.ndarray) -> np.ndarray:
+    """out += scale * the smoothness penalty's gradient at W, in place; returns out.
+
+    The gradient is a discrete Laplacian with free borders: for each weight, the sum of its differences from its
+    (two to four) neighbours. Written as eight in-place slice operations because SGD adds it at every step.
+    """
+    k = len(W)
+    V, G = W.reshape(k, *grid), out.reshape(k, *grid)
+    dx = V[:, :, 1:] - V[:, :, :-1]
+    dx *= scale
+    G[:, :, :-1] -= dx
+    G[:, :, 1:] += dx
+    dy = V[:, 1:, :] - V[:, :-1, :]
+    dy *= scale
+    G[:, :-1, :] -= dy
+    G[:, 1:, :] += dy
+    return out
+
+
+def loss_and_grad(W, b, X, y, l2=0.0, mu=None, *, smooth=0.0, image_shape=None):
+    """Mean cross-entropy + (l2 / 2) ||W||^2 + (smooth / 2) sum_c ||grad W_c||^2, and its gradient, for a batch.
 
     W (k, d), b (k,), X (n, d), y (n,) integer class indices. With `mu` (d,) the model is parametrised on centred
     inputs, logits = (x - mu) W^T + b, which is the same function class and far better conditioned; X itself is
-    not modified. Returns (loss as a Python float, dW (k, d), db (k,)).
+    not modified. The smoothness term compares neighbouring weights on `image_shape` (see image_grid); it is the
+    same in both parametrisations. Returns (loss as a Python float, dW (k, d), db (k,)).
     """
     n = len(y)
     offset = b if mu is None else b - W @ mu
@@ -55,6 +101,10 @@ def loss_and_grad(W, b, X, y, l2=0.0, mu=None):
     if l2:
         loss += 0.5 * l2 * float(np.dot(W.ravel(), W.ravel()))
         dW += l2 * W
+    if smooth:
+        value, gS = smoothness(W, image_grid(W.shape[1], image_shape))
+        loss += smooth * value
+        dW += smooth * gS
     return loss, dW, db
 
 
@@ -117,6 +167,13 @@ class SoftmaxModel:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     class_names: tuple[str, ...] = ()  # human names of the classes, e.g. "Ankle boot"
     metadata: dict = field(default_factory=dict)  # dataset, hyperparameters, metrics, version
+    novelty: object = None  # refuse.Novelty: the training digits' class subspaces, to refuse what is no digit
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature fitted on the validation split (calibrate.py); 1 for uncalibrated models.
+        predict_proba divides the logits by it; predictions do not change."""
+        return float((self.metadata.get("calibration") or {}).get("temperature", 1.0))
 
     @property
     def coef_(self) -> np.ndarray:
@@ -150,11 +207,11 @@ class SoftmaxModel:
         return binary_margin(self.logits(X))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, shape (n, k)."""
-        return softmax(self.logits(X))
+        """Class probabilities, shape (n, k): calibrated, softmax(logits / temperature)."""
+        return softmax(self.logits(X) / np.float32(self.temperature))
 
     def predict_log_proba(self, X) -> np.ndarray:
-        return log_softmax(self.logits(X))
+        return log_softmax(self.logits(X) / np.float32(self.temperature))
 
     def predict(self, X) -> np.ndarray:
         """The most probable class label of each input, shape (n,)."""

@@ -78,6 +78,9 @@ def train(
     )
     metrics["test_loss"] = round(float(loss[0]), 6)
     metrics["test_accuracy"] = round(float(accuracy[0]), 6)
+    calibration, novelty = _calibration_and_novelty(solution, preprocessing, X, y, X_val, y_val, k)
+    if calibration:
+        metrics["temperature"] = calibration["temperature"]
 
     from . import __version__
 
@@ -103,9 +106,29 @@ def train(
             "metrics": metrics,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "package_version": __version__,
+            **({"calibration": calibration} if calibration else {}),
         },
+        novelty=novelty,
     )
     return Run(model, metrics, solution.history, solution.snapshots)
+
+
+def _calibration_and_novelty(solution, preprocessing, X, y, X_val, y_val, k):
+    """What the model needs to know its limits, both from the validation split: the temperature that calibrates
+    its probabilities (calibrate.py), and the class subspaces that let predict refuse what is no digit (refuse.py)."""
+    if not len(y_val):
+        return None, None
+    from . import refuse
+    from .calibrate import calibration_summary, fit_temperature
+
+    logits = preprocessing.apply(X_val) @ solution.coef.T + solution.intercept
+    temperature = fit_temperature(logits, y_val)
+    calibration = {"temperature": round(temperature, 6), "split": "validation",
+                   **calibration_summary(logits, y_val, temperature)}
+    novelty = None
+    if preprocessing.image_shape and np.ndim(X) == 3:
+        novelty = refuse.fit(X, y, k, X_val, scale=preprocessing.scale)
+    return calibration, novelty
 
 
 def history_csv(history: dict[str, np.ndarray]) -> str:

@@ -1,0 +1,115 @@
+"""Knowing when not to answer: how far an input lies from the training images of every class.
+
+A linear model's largest probability is a poor test of "is this a digit at all": a letter lands on some side of
+every decision boundary, often far from all of them, and so gets a confident answer. What a letter lacks is the
+*shape* of any digit. So for each class we keep the mean of its training images and the few directions in which
+they vary most (the top principal components, stored with the model as plain arrays); an input is explained by a
+class when it is close to that class's mean plus some mix of those directions. The score is the squared residual
+to the nearest class's subspace: the ink that no digit class can explain. Inputs scoring above a threshold (the
+99th percentile of the validation digits) are refused.
+
+The images are deskewed and lightly blurred first, whatever the model itself does, so that slant and the exact
+stroke placement (which vary between writers, not between digits and letters) do not count as novelty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+COMPONENTS = 20  # directions kept per class: enough for a digit's variations, too few to draw a letter
+BLUR = 1.0  # Gaussian sigma in pixels of a 28x28 image (scaled with the image's size)
+QUANTILE = 0.99  # the share of validation digits accepted
+SAMPLE = 1500  # training images per class used to fit (more changes nothing measurable, costs time)
+
+
+@dataclass(frozen=True)
+class Novelty:
+    """Per-class subspaces of the training images and the refusal threshold (see the module docstring)."""
+
+    means: np.ndarray  # (k, d) float32: each class's mean image, after deskew and blur
+    bases: np.ndarray  # (k, m, d) float32: orthonormal rows, each class's top m principal directions
+    threshold: float  # scores above this are refused
+    blur: float = BLUR
+    quantile: float = QUANTILE  # what the threshold was chosen as (for people; not used to score)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays stored in a model file (2-d, as model files hold): novelty_means (k, d), novelty_bases
+        (k * m, d)."""
+        k, m, d = self.bases.shape
+        return {"novelty_means": self.means.astype(np.float32),
+                "novelty_bases": self.bases.reshape(k * m, d).astype(np.float32)}
+
+    def to_json(self) -> dict:
+        return {"threshold": self.threshold, "blur": self.blur, "quantile": self.quantile,
+                "components": int(self.bases.shape[1])}
+
+    @classmethod
+    def from_stored(cls, means: np.ndarray, bases: np.ndarray, meta: dict) -> Novelty:
+        k, d = means.shape
+        m = int(meta["components"])
+        return cls(means.astype(np.float32), bases.reshape(k, m, d).astype(np.float32), float(meta["threshold"]),
+                   float(meta["blur"]), float(meta.get("quantile", QUANTILE)))
+
+
+def shape_features(images: np.ndarray, blur: float = BLUR) -> np.ndarray:
+    """Images (n, h, w) in [0, 1] -> (n, h * w) float32: deskewed, then blurred by `blur` (in 28x28 pixels)."""
+    from scipy import ndimage
+
+    from .preprocess import deskew
+
+    images = deskew(np.asarray(images, np.float32))
+    n, h, w = images.shape
+    sigma = blur * min(h, w) / 28
+    if sigma > 0:
+        images = ndimage.gaussian_filter(images, (0, sigma, sigma), mode="constant")
+    return images.reshape(n, h * w)
+
+
+def residuals(means: np.ndarray, bases: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Squared distance of each row of features (n, d) from each class's affine subspace: (n, k)."""
+    out = np.empty((len(features), len(means)), np.float64)
+    for c, (mean, basis) in enumerate(zip(means, bases)):
+        centred = features - mean  # (n, d)
+        coords = centred @ basis.T  # (n, m)
+        # |x - mu|^2 - |P (x - mu)|^2: Pythagoras, since the rows of the basis are orthonormal
+        out[:, c] = np.einsum("nd,nd->n", centred, centred) - np.einsum("nm,nm->n", coords, coords)
+    return np.maximum(out, 0)
+
+
+def score(novelty: Novelty, images: np.ndarray) -> np.ndarray:
+    """How unlike every digit class each image (n, h, w) in [0, 1] is: (n,), higher is stranger."""
+    return residuals(novelty.means, novelty.bases, shape_features(images, novelty.blur)).min(axis=1)
+
+
+def fit(images: np.ndarray, labels: np.ndarray, k: int, validation: np.ndarray, *, scale: float = 1.0,
+        components: int = COMPONENTS, quantile: float = QUANTILE, rng: np.random.Generator | None = None) -> Novelty:
+    """Fit the class subspaces on training images (n, h, w) with class indices (n,), and set the threshold at
+    `quantile` of the scores of the `validation` images (at most 3,000 of them). Pixels times `scale` are in [0, 1];
+    only the sampled rows are converted, so the training set is never copied."""
+    from scipy.linalg import eigh
+    from threadpoolctl import threadpool_limits
+
+    rng = rng if rng is not None else np.random.default_rng(0)
+    labels = np.asarray(labels)
+    n, h, w = images.shape
+    d = h * w
+    means = np.zeros((k, d), np.float32)
+    bases = np.zeros((k, components, d), np.float32)
+    with threadpool_limits(1, user_api="blas"):  # small products: threads only wait on a busy machine
+        for c in range(k):
+            rows = np.flatnonzero(labels == c)
+            if not len(rows):
+                continue
+            rows = np.sort(rng.permutation(rows)[:SAMPLE])
+            X = shape_features(images[rows] * np.float32(scale))
+            means[c] = X.mean(axis=0)
+            X -= means[c]
+            # the top eigenvectors of the (d, d) scatter matrix: cheaper than an SVD of the rows
+            m = min(components, d)
+            _, vectors = eigh((X.T @ X).astype(np.float64), subset_by_index=(d - m, d - 1))
+            bases[c, :m] = vectors[:, ::-1].T
+        rows = np.sort(rng.permutation(len(validation))[:3000])
+        scores = residuals(means, bases, shape_features(validation[rows] * np.float32(scale))).min(axis=1)
+    return Novelty(means, bases, float(np.quantile(scores, quantile)), BLUR, quantile)
