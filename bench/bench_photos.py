@@ -1,0 +1,135 @@
+"""Benchmark: `predict` on realistic phone photos and on handwriting typefaces, against the same models' clean
+MNIST test accuracy, and the time and memory each photo takes.
+
+300 photos of MNIST test digits (tests/photos.py: ink colours, ballpoint/marker/pencil, plain/ruled/squared paper,
+white/cream/grey/tinted paper, shadows, rotation +-8 degrees, perspective, 1000-2000 px JPEGs at quality 60-90,
+stray marks), read by the default and the --deskew model; the same photos through the pipeline without photo
+cleanup (the peer: how predict read them before); digits 0-9 in every installed handwriting font (Debian
+fonts-bwht, fonts-dkg-handwriting, fonts-femkeklaver, fonts-breip, fonts-klee), as clean renders and as photos;
+seconds per photo for the 1000-2000 px photos and for 4000 px ones, and the peak memory of one 4000 px photo.
+Usage: python bench/bench_photos.py [--data-dir DIR] [--n 300] [--models DEFAULT DESKEW] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from photos import font_digit, font_files, photograph, write_photos  # noqa: E402
+
+from mnist_softmax import load_dataset, load_model  # noqa: E402
+from mnist_softmax.cli import main  # noqa: E402
+from mnist_softmax.preprocess import image_for_model, load_pixels, to_model_input  # noqa: E402
+
+
+def predictions(model, paths, old: bool = False):
+    """Predicted labels (-1 for 'no digit found') and seconds per image."""
+    out, times = [], []
+    for path in paths:
+        start = time.perf_counter()
+        if old:  # the pipeline without photo cleanup: Pillow's greyscale, median polarity, to_model_input
+            grey, _ = load_pixels(path, photo=False)
+            raw = to_model_input(1 - grey if np.median(grey) > 0.5 else grey)
+            raw = None if raw is None else raw / np.float32(model.preprocessing.scale)
+        else:
+            raw = image_for_model(path, model.preprocessing.image_shape, model.preprocessing.scale)
+        times.append(time.perf_counter() - start)
+        out.append(-1 if raw is None else int(model.predict(raw[None])[0]))
+    return np.array(out), np.array(times)
+
+
+def main_bench() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--models", nargs=2, metavar=("DEFAULT", "DESKEW"))
+    parser.add_argument("--work", default="/tmp/mnist-softmax-bench-photos")
+    args = parser.parse_args()
+    work = Path(args.work)
+    ds = load_dataset("mnist", args.data_dir)
+    if args.models:
+        paths = [Path(p) for p in args.models]
+    else:
+        paths = []
+        for name, extra in (("default", []), ("deskew", ["--deskew"])):
+            out = work / f"model-{name}"
+            if not (out / "model.npz").exists():
+                main(["train", "--data-dir", args.data_dir, "--out", str(out), "-q", "--no-plots", *extra])
+            paths.append(out / "model.npz")
+    models = {"default": load_model(paths[0]), "deskew": load_model(paths[1])}
+
+    index = np.linspace(0, len(ds.test_images) - 1, args.n).astype(int)
+    folder = work / f"photos-{args.n}"
+    photos = sorted(folder.glob("digit*.jpg"))
+    if len(photos) != args.n:
+        start = time.perf_counter()
+        photos = write_photos(ds.test_images[index], folder, seed=2026)
+        print(f"made {args.n} photos in {time.perf_counter() - start:.0f} s ({folder})")
+    labels = ds.test_labels[index]
+
+    fonts = font_files()
+    font_paths, font_labels, font_photo_paths = [], [], []
+    rng = np.random.default_rng(7)
+    (work / "fonts").mkdir(parents=True, exist_ok=True)
+    for font in fonts:
+        for digit in range(10):
+            path = work / "fonts" / f"{font.stem}-{digit}.png"
+            page = font_digit(font, digit)
+            page.save(path)
+            shot = work / "fonts" / f"{font.stem}-{digit}.photo.jpg"
+            glyph = 255 - np.asarray(page.resize((28, 28)), np.uint8)  # the glyph as a digit for the photographer
+            photograph(glyph, rng).save(shot, quality=85)
+            font_paths.append(path)
+            font_photo_paths.append(shot)
+            font_labels.append(digit)
+    font_labels = np.array(font_labels)
+
+    print(f"{'model':8} {'clean test':>10} {'clean, same':>11} {'photos':>7} {'no cleanup':>10} "
+          f"{'fonts':>6} {'fonts photographed':>18}")
+    for name, model in models.items():
+        clean = model.score(ds.test_images, ds.test_labels)
+        same = model.score(ds.test_images[index], labels)
+        got, times = predictions(model, photos)
+        old, _ = predictions(model, photos, old=True)
+        line = (f"{name:8} {100 * clean:9.1f}% {100 * same:10.1f}% {100 * np.mean(got == labels):6.1f}% "
+                f"{100 * np.mean(old == labels):9.1f}%")
+        if fonts:
+            f_got, _ = predictions(model, font_paths)
+            f_photo, _ = predictions(model, font_photo_paths)
+            line += f" {100 * np.mean(f_got == font_labels):5.1f}% {100 * np.mean(f_photo == font_labels):17.1f}%"
+        print(line)
+    print(f"photos {photos[0].parent}: {len(photos)} JPEGs, {len(fonts)} font files")
+    print(f"seconds per 1000-2000 px photo: median {np.median(times):.3f}, 95th percentile "
+          f"{np.percentile(times, 95):.3f}, max {times.max():.3f} (warm; the first also imports scipy/scikit-image)")
+
+    big = work / "big"
+    big.mkdir(exist_ok=True)
+    from PIL import Image
+
+    big_paths = []
+    for i, path in enumerate(photos[:20]):
+        with Image.open(path) as img:
+            scale = 4000 / max(img.size)
+            target = big / f"big{i}.jpg"
+            if not target.exists():
+                img.resize((int(img.width * scale), int(img.height * scale))).save(target, quality=85)
+            big_paths.append(target)
+    _, big_times = predictions(models["default"], big_paths)
+    tracemalloc.start()
+    image_for_model(big_paths[0], (28, 28), 1 / 255)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"seconds per 4000 px photo: median {np.median(big_times):.3f}, max {big_times.max():.3f}; "
+          f"peak memory of one: {peak / 1e6:.0f} MB")
+
+
+if __name__ == "__main__":
+    main_bench()
