@@ -46,7 +46,9 @@ def test_other_figures_draw(tmp_path):
     titles = [ax.get_title() for ax in fig.axes]
     assert "evidence for 7" in titles[1] and "evidence for 3" in titles[2] and titles[3] == "why 7 and not 3"
     fig = plots.mistakes(rng.random((5, 784)), np.array([1, 2, 3, 4, 5]), np.array([7, 7, 8, 9, 3]),
-                         rng.random(5), list("0123456789"), (28, 28))
+                         np.array([0.9997, 0.99999, 0.5, 0.6, 0.7]), list("0123456789"), (28, 28))
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles[:2] == ["1 → 7\n99.97%", "2 → 7\n99.999%"]  # confident mistakes are not shown as 100%
     for name, f in [("c.png", plots.learning_curves(history)), ("m.png", fig)]:
         assert plots.save(f, tmp_path / name).stat().st_size > 1000
 

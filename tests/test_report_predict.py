@@ -50,6 +50,66 @@ def test_report_renders_in_chromium_without_errors(digits_run, browser, tmp_path
     assert (tmp_path / "report.png").stat().st_size > 10000
 
 
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory):
+    from conftest import MNIST_DIR, _need
+
+    data = _need(MNIST_DIR, "the shared MNIST files beside the repository")
+    out = tmp_path_factory.mktemp("runs") / "mnist"
+    assert main(["train", "--data-dir", str(data), "--out", str(out), "-q"]) == 0
+    assert main(["report", str(out), "--data-dir", str(data), "-q"]) == 0
+    return out
+
+
+def test_report_on_a_phone_with_its_step_slider(mnist_run, browser, tmp_path):
+    report = mnist_run / "report.html"
+    text = report.read_text()
+    metrics = json.loads((mnist_run / "metrics.json").read_text())
+    assert "about 92.6%" in text  # MNIST's own reference
+    assert f"{metrics['learning_rate']:.3g} (the recipe&#x27;s 2, capped for this data&#x27;s scale)" in text
+    assert "lr_cap" not in text and "test_curves" not in text  # the rate used, not the recipe's internals
+    for part in ("Watching it learn", "Why a template is not the average image", "relative to the mean image"):
+        assert part in text
+    phone = open_page(browser, report.as_uri(), viewport=(375, 740))
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scroll, checksums included
+    # The confusion counts are text at a legible size, and they add up to the test set.
+    assert phone.evaluate("parseFloat(getComputedStyle(document.querySelector('table.confusion td')).fontSize)") >= 11
+    cells = phone.eval_on_selector_all("table.confusion td", "els => els.map(e => Number(e.textContent))")
+    assert len(cells) == 100 and sum(cells) == metrics["n_test"]
+    # The animation: one frame shown, the last; the slider picks another, the play button runs through them.
+    with Image.open(mnist_run / "weights.gif") as gif:
+        n_frames = gif.n_frames
+    assert phone.eval_on_selector_all(".frames img", "els => els.length") == n_frames >= 2
+    shown = """() => Array.from(document.querySelectorAll('.frames img'))
+        .filter(i => i.getBoundingClientRect().height > 0).map(i => [i.dataset.label, i.src])"""
+    last = phone.evaluate(shown)
+    assert len(last) == 1 and last[0][0] == f"step {metrics['steps']:,}"
+    phone.focus("#step")
+    phone.keyboard.press("Home")
+    first = phone.evaluate(shown)
+    assert len(first) == 1 and first[0][0] == "step 0" and first[0][1] != last[0][1]
+    assert phone.inner_text("#step-out") == "step 0"
+    phone.keyboard.press("ArrowRight")
+    assert phone.evaluate(shown)[0][0] not in ("step 0", last[0][0]) or n_frames == 2
+    phone.click("#play")
+    phone.wait_for_function(f"() => document.getElementById('step').value === '{n_frames - 1}'", timeout=20000)
+    assert phone.evaluate(shown)[0][0] == last[0][0] and phone.inner_text("#play") == "Play"
+    phone.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    assert phone.errors == []
+
+
+def test_report_quotes_its_own_datasets_reference(fashion_dir, digits_run, tmp_path):
+    out = tmp_path / "fashion"
+    assert main(["train", "--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--out", str(out), "-q",
+                 "--no-plots", "--steps", "30"]) == 0
+    assert main(["report", str(out), "--data-dir", str(fashion_dir), "-q"]) == 0
+    text = (out / "report.html").read_text()
+    assert "about 84.4%" in text and "92.6%" not in text  # Fashion-MNIST's reference, not MNIST's
+    assert "No weights animation" in text and 'id="step"' not in text  # --no-plots: no gif, no slider
+    assert main(["report", str(digits_run), "-q"]) == 0
+    assert "For comparison" not in (digits_run / "report.html").read_text()  # no reference known: none quoted
+
+
 def test_report_of_a_non_run(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == ExitCode.USAGE
     assert "not a run directory" in capsys.readouterr().err
