@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mnist_softmax.errors import DivergenceError
-from mnist_softmax.model import log_softmax, loss_and_grad, softmax
+from mnist_softmax.metrics import roughness
+from mnist_softmax.model import image_grid, log_softmax, loss_and_grad, smoothness, softmax
 from mnist_softmax.recipes import get_recipe
 from mnist_softmax.solvers import solve
 
@@ -25,28 +26,67 @@ def test_log_softmax_is_stable_for_huge_logits():
     np.testing.assert_allclose(softmax(z).sum(axis=1), 1)
 
 
-@pytest.mark.parametrize("centred", [False, True])
-def test_gradient_matches_finite_differences(centred):
+@pytest.mark.parametrize("centred, smooth", [(False, 0.0), (True, 0.0), (False, 0.3), (True, 0.3)])
+def test_gradient_matches_finite_differences(centred, smooth):
     X, y = problem()
     k, d = 4, X.shape[1]
     rng = np.random.default_rng(1)
     W, b = rng.normal(size=(k, d)) * 0.3, rng.normal(size=k)
     mu = X.mean(axis=0) if centred else None
     l2 = 0.05
-    _, gW, gb = loss_and_grad(W, b, X, y, l2, mu)
+    options = {"smooth": smooth, "image_shape": (3, 4)}  # 12 features as a 3x4 image
+
+    def loss(W, b):
+        return loss_and_grad(W, b, X, y, l2, mu, **options)[0]
+
+    _, gW, gb = loss_and_grad(W, b, X, y, l2, mu, **options)
     eps = 1e-6
-    for i, j in [(0, 0), (1, 5), (3, 11), (2, 7)]:
+    for i, j in [(0, 0), (1, 5), (3, 11), (2, 7), (0, 3), (1, 8)]:  # corners, edges and the middle of the image
         Wp, Wm = W.copy(), W.copy()
         Wp[i, j] += eps
         Wm[i, j] -= eps
-        numeric = (loss_and_grad(Wp, b, X, y, l2, mu)[0] - loss_and_grad(Wm, b, X, y, l2, mu)[0]) / (2 * eps)
-        assert gW[i, j] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+        assert gW[i, j] == pytest.approx((loss(Wp, b) - loss(Wm, b)) / (2 * eps), rel=1e-5, abs=1e-8)
     for i in range(k):
         bp, bm = b.copy(), b.copy()
         bp[i] += eps
         bm[i] -= eps
-        numeric = (loss_and_grad(W, bp, X, y, l2, mu)[0] - loss_and_grad(W, bm, X, y, l2, mu)[0]) / (2 * eps)
-        assert gb[i] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+        assert gb[i] == pytest.approx((loss(W, bp) - loss(W, bm)) / (2 * eps), rel=1e-5, abs=1e-8)
+
+
+def test_smoothness_penalty_sums_neighbour_differences():
+    rng = np.random.default_rng(2)
+    W = rng.normal(size=(2, 12))
+    value, grad = smoothness(W, (3, 4))
+    V = W.reshape(2, 3, 4)
+    by_hand = 0.0
+    for c in range(2):
+        for r in range(3):
+            for q in range(4):
+                if q + 1 < 4:
+                    by_hand += (V[c, r, q + 1] - V[c, r, q]) ** 2
+                if r + 1 < 3:
+                    by_hand += (V[c, r + 1, q] - V[c, r, q]) ** 2
+    assert value == pytest.approx(by_hand / 2)
+    np.testing.assert_allclose(smoothness(np.ones((3, 12)) * 5, (3, 4))[1], 0)  # a flat map costs nothing
+    np.testing.assert_allclose(grad.sum(axis=1), 0, atol=1e-12)  # a Laplacian: shifting a map changes nothing
+    # The penalty is quadratic, so value = <W, grad> / 2.
+    assert value == pytest.approx(0.5 * np.vdot(W, grad))
+    assert image_grid(784) == (28, 28) and image_grid(10) == (1, 10) and image_grid(12, (3, 4)) == (3, 4)
+
+
+def test_roughness():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(10, 28 * 28))
+    assert roughness(noise, (28, 28)) == pytest.approx(1, abs=0.03)  # independent pixels: as rough as any pair
+    yy, xx = np.mgrid[:28, :28]
+    blob = np.exp(-((xx - 14) ** 2 + (yy - 12) ** 2) / 40.0).ravel()[None]
+    assert roughness(blob, (28, 28)) < 0.05
+    checker = ((xx + yy) % 2 * 2 - 1).ravel()[None]
+    assert roughness(checker, (28, 28)) == pytest.approx(2)  # every neighbour of the opposite sign
+    assert roughness(np.zeros((2, 784)), (28, 28)) == 0
+    # Smoothing a noisy map by the penalty's own gradient makes it smoother.
+    smoothed = noise - 0.2 * smoothness(noise, (28, 28))[1]
+    assert roughness(smoothed, (28, 28)) < 0.8 * roughness(noise, (28, 28))
 
 
 def test_gradient_vanishes_at_scikit_learns_optimum():
@@ -68,6 +108,7 @@ def objective(W, b, X, y, l2):
 
 @pytest.mark.parametrize("l2", [1e-2, 1e-3])
 def test_optimal_recipe_matches_scikit_learn_objective(l2):
+    """The optimal recipe at smooth=0 (its default) solves scikit-learn's problem: the same objective value."""
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
 
@@ -92,14 +133,15 @@ def test_sgd_diverges_with_a_clear_error():
 def test_tutorial_recipe_is_plain_sgd_from_zero():
     X, y = problem(n=640)
     recipe = get_recipe("tutorial").with_overrides(steps=30)
-    assert (recipe.learning_rate, recipe.batch_size, recipe.momentum, recipe.l2, recipe.center) == (0.5, 64, 0, 0, False)
+    assert (recipe.learning_rate, recipe.batch_size, recipe.momentum, recipe.l2, recipe.smooth, recipe.center) == (
+        0.5, 100, 0, 0, 0, False)  # TensorFlow's mnist_softmax.py: next_batch(100), GradientDescentOptimizer(0.5)
     sol = solve(X, y, 4, recipe, np.random.default_rng(0), monitor={"test": (X[:50], y[:50])})
     h = sol.history
     assert h["step"].tolist() == list(range(31))  # every step, from the zero start
     assert h["train_loss"][0] == pytest.approx(np.log(4), rel=1e-6)  # zero weights: uniform probabilities
     assert h["test_loss"][-1] < h["test_loss"][0]
     # One plain SGD step by hand, on the first batch of the solver's first epoch order, reproduces its first snapshot.
-    rows = np.random.default_rng(0).permutation(len(y))[:64]
+    rows = np.random.default_rng(0).permutation(len(y))[:100]
     _, gW, gb = loss_and_grad(np.zeros((4, 12)), np.zeros(4), X[rows], y[rows])
     one = get_recipe("tutorial").with_overrides(steps=1)
     sol1 = solve(X, y, 4, one, np.random.default_rng(0))
@@ -140,3 +182,62 @@ def test_averaging_returns_the_mean_of_the_last_iterates():
     np.testing.assert_allclose(averaged.intercept, np.mean([s.intercept for s in iterates], axis=0), rtol=1e-4, atol=1e-5)
     assert np.abs(averaged.coef - iterates[-1].coef).max() > 1e-3  # not simply the last iterate
     assert averaged.history["step"][-1] == 40
+
+
+def test_newton_and_lbfgs_reach_the_same_smoothed_optimum():
+    """Two independent solvers of the objective with the smoothness penalty agree, and Newton's gradient is ~0."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    base = get_recipe("optimal").with_overrides(l2=1e-3, smooth=1e-2, tol=1e-6)
+    newton = solve(X, y, 10, base, np.random.default_rng(0), image_shape=(8, 8))
+    lbfgs = solve(X, y, 10, base.with_overrides(solver="lbfgs", tol=1e-7), np.random.default_rng(0), image_shape=(8, 8))
+    Xd = X.astype(np.float64)
+
+    def objective(sol):
+        return loss_and_grad(sol.coef.astype(np.float64), sol.intercept.astype(np.float64), Xd, y, 1e-3,
+                             smooth=1e-2, image_shape=(8, 8))
+
+    f_newton, gW, gb = objective(newton)
+    f_lbfgs = objective(lbfgs)[0]
+    assert abs(f_newton - f_lbfgs) / f_lbfgs < 1e-6 and f_newton <= f_lbfgs * (1 + 1e-7)
+    assert max(np.abs(gW).max(), np.abs(gb).max()) < 1e-5
+    assert newton.n_steps < 20  # Newton's steps, not SGD's
+    # And the smoothness prior did something: rougher maps without it.
+    plain = solve(X, y, 10, base.with_overrides(smooth=0.0), np.random.default_rng(0))
+    assert roughness(newton.coef, (8, 8)) < 0.8 * roughness(plain.coef, (8, 8))
+
+
+def test_hessian_product_matches_finite_differences_of_the_gradient():
+    from mnist_softmax.newton import _Problem
+
+    X, y = problem(n=300)
+    X = X.astype(np.float32)
+    mu = X.mean(axis=0)
+    prob = _Problem(X, y, 4, 0.05, 0.2, (3, 4), mu)
+    rng = np.random.default_rng(5)
+    W, b = rng.normal(size=(4, 12)) * 0.3, rng.normal(size=4)
+    V, c = rng.normal(size=(4, 12)), rng.normal(size=4)
+    eps = 1e-3
+    gp = prob.gradient(W + eps * V, b + eps * c)
+    gm = prob.gradient(W - eps * V, b - eps * c)
+    prob.gradient(W, b)
+    hW, hc = prob.hessp(V, c)
+    np.testing.assert_allclose(hW, (gp[1] - gm[1]) / (2 * eps), rtol=2e-3, atol=2e-4)
+    np.testing.assert_allclose(hc, (gp[2] - gm[2]) / (2 * eps), rtol=2e-3, atol=2e-4)
+
+
+def test_default_recipe_records_enough_points_and_snapshots():
+    X, y = problem(n=2000)
+    recipe = get_recipe("default")
+    sol = solve(X, y, 4, recipe, np.random.default_rng(0), monitor={"validation": (X[:100], y[:100])})
+    steps = sol.history["step"]
+    assert len(steps) >= 20 and steps[0] == 0 and steps[-1] == sol.n_steps
+    assert np.diff(steps).max() <= 2 * np.diff(steps).min() + 1  # evenly spread
+    snap_steps, coefs, intercepts = sol.snapshots
+    assert coefs.shape == (len(steps), 4, 12) and intercepts.shape == (len(steps), 4)
+    np.testing.assert_array_equal(snap_steps, steps)
+    np.testing.assert_array_equal(coefs[-1], sol.coef)  # the last snapshot is the model, as the plain model
+    np.testing.assert_allclose(intercepts[-1], sol.intercept, rtol=1e-6, atol=1e-6)
+    assert not coefs[0].any()  # the zero start

@@ -1,7 +1,7 @@
 """Training recipes: named, complete sets of hyperparameters.
 
 `tutorial` is TensorFlow's classic mnist_softmax.py exactly; `default` is the fastest route to the linear model's
-best test accuracy; `optimal` solves the L2-regularised problem to tight tolerance.
+best test accuracy, with smooth weight maps; `optimal` solves the L2-regularised problem to tight tolerance.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-_NUMBERS = ("learning_rate", "momentum", "batch_size", "epochs", "steps", "min_steps", "l2", "lr_cap", "average", "tol")
+_NUMBERS = (
+    "learning_rate", "momentum", "batch_size", "epochs", "steps", "min_steps", "l2", "smooth", "lr_cap", "average", "tol",
+)
 
 
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    solver: str = "sgd"  # "sgd" (mini-batch) or "lbfgs" (full batch, exact loss and gradient)
+    solver: str = "sgd"  # "sgd" (mini-batch), "newton" or "lbfgs" (full batch, exact loss and gradient)
     learning_rate: float = 0.5
     momentum: float = 0.0  # heavy-ball momentum of SGD; 0 is plain SGD
     batch_size: int = 128
@@ -32,12 +34,13 @@ class Recipe:
     min_steps: int = 0  # with `epochs`, at least this many updates, so small datasets train long enough
     schedule: str = "constant"  # learning rate "constant", or "cosine" decay to zero at the last step
     average: float = 0.0  # > 0: the model is the mean of the iterates of this last fraction of SGD steps
-    l2: float = 0.0  # objective = mean cross-entropy + (l2 / 2) ||W||^2
+    l2: float = 0.0  # objective = mean cross-entropy + (l2 / 2) ||W||^2 ...
+    smooth: float = 0.0  # ... + (smooth / 2) sum_c ||grad W_c||^2: neighbouring weights of each class image agree
     center: bool = False  # optimise on centred inputs (same model, better conditioned)
     lr_cap: float = 0.0  # > 0: rate at most lr_cap / top eigenvalue of E[x x^T] (centred with `center`): any scale trains
-    record: str = "epoch"  # record the curves every "step" or every "epoch"
+    record: str | int = "epoch"  # record the curves every "step", every "epoch", or at N evenly spaced steps
     test_curves: bool = False  # also record test-set curves (the tutorial does; model selection must not)
-    tol: float = 1e-6  # L-BFGS: stop when the largest gradient component is below this
+    tol: float = 1e-6  # full batch: stop when the largest gradient component is below this
 
     def with_overrides(self, **overrides) -> Recipe:
         """A copy with the given non-None fields replaced and checked; `steps` and `epochs` replace each other."""
@@ -68,12 +71,14 @@ class Recipe:
             ("steps", self.steps is None or (_is_int(self.steps) and self.steps >= 1), "an integer >= 1"),
             ("min_steps", _is_int(self.min_steps) and self.min_steps >= 0, "an integer >= 0"),
             ("l2", self.l2 >= 0, ">= 0"),
+            ("smooth", self.smooth >= 0, ">= 0"),
             ("lr_cap", self.lr_cap >= 0, ">= 0"),
             ("average", 0 <= self.average <= 1, "in [0, 1]"),
             ("tol", self.tol > 0, "> 0"),
-            ("solver", self.solver in ("sgd", "lbfgs"), "'sgd' or 'lbfgs'"),
+            ("solver", self.solver in ("sgd", "newton", "lbfgs"), "'sgd', 'newton' or 'lbfgs'"),
             ("schedule", self.schedule in ("constant", "cosine"), "'constant' or 'cosine'"),
-            ("record", self.record in ("step", "epoch"), "'step' or 'epoch'"),
+            ("record", self.record in ("step", "epoch") or (_is_int(self.record) and self.record >= 1),
+             "'step', 'epoch' or an integer >= 1"),
         ]
         for name, ok, allowed in rules:
             value = getattr(self, name)
@@ -89,12 +94,12 @@ class Recipe:
 RECIPES = {
     r.name: r
     for r in (
-        Recipe("tutorial", learning_rate=0.5, batch_size=64, steps=1000, record="step", test_curves=True),
+        Recipe("tutorial", learning_rate=0.5, batch_size=100, steps=1000, record="step", test_curves=True),
         Recipe(
             "default", learning_rate=2.0, momentum=0.9, batch_size=256, epochs=3, min_steps=600, average=0.5,
-            l2=5e-5, center=True, lr_cap=10.0,
+            l2=5e-5, smooth=1e-4, center=True, lr_cap=10.0, record=24,
         ),
-        Recipe("optimal", solver="lbfgs", steps=1000, l2=1e-4, center=True, record="step"),
+        Recipe("optimal", solver="newton", steps=1000, l2=1e-4, center=True, record="step"),
     )
 }
 

@@ -2,7 +2,9 @@
 
 `solve` is the one entry point: it turns the data into float32 features (no copy when they already are), runs the
 recipe's solver, which reports snapshots of the weights at the recipe's record points, and turns the snapshots
-into curves afterwards, in one matrix product per chunk of data rather than one pass per snapshot.
+into curves afterwards, in one matrix product per chunk of data rather than one pass per snapshot. The training
+curve is measured on a fixed sample of CURVE_ROWS training rows spread over the set (all of them when fewer), so
+that many record points cost little; the monitored sets (validation, test) are measured whole.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import numpy as np
 
 from .errors import DivergenceError
 from .metrics import curves
-from .model import loss_and_grad
+from .model import add_smoothness_gradient, image_grid, loss_and_grad
 from .recipes import Recipe
+from .threads import blas_threads
 
 _CHUNK_ROWS = 8192
 _SAMPLE_ROWS = 4096
+CURVE_ROWS = 5000  # training rows the history's train curve is measured on (as many as the validation set)
 
 
 @dataclass
@@ -28,8 +32,9 @@ class Solution:
     history: dict[str, np.ndarray]  # step, epoch, then <set>_loss and <set>_accuracy for each recorded set
     n_steps: int
     n_epochs: float
-    learning_rate: float | None  # the rate SGD used (the recipe's, or its cap for this data); None for L-BFGS
+    learning_rate: float | None  # the rate SGD used (the recipe's, or its cap for this data); None full batch
     snapshots: tuple | None = None  # (steps (s,), coefs (s, k, d), intercepts (s, k)) at the record points
+    final_train: tuple[float, float] | None = None  # (loss, accuracy) of the final model on all training rows
 
 
 def as_features(X, transform=None) -> np.ndarray:
@@ -83,7 +88,22 @@ def top_eigenvalue(X, mu=None, rows: int = 2048, iterations: int = 20) -> float:
     return value
 
 
-def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> tuple:
+def record_every(recipe: Recipe, total: int, batches: int) -> int:
+    """Steps between record points: 1 ("step"), an epoch ("epoch"), or total / N for N evenly spaced points."""
+    if recipe.record == "step":
+        return 1
+    if recipe.record == "epoch":
+        return batches
+    return max(1, round(total / recipe.record))
+
+
+def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, grid) -> tuple:
+    """Mini-batch SGD (see _sgd), its small products on one BLAS thread (see threads.py)."""
+    with blas_threads(1):
+        return _sgd(X, y, k, recipe, rng, mu, record, grid)
+
+
+def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, grid) -> tuple:
     """Mini-batch SGD with optional heavy-ball momentum, cosine decay and iterate averaging, from zero weights.
 
     Each epoch visits the rows of X (n, d) float32 in a new random order, a batch at a time (random reshuffling, as
@@ -96,6 +116,7 @@ def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> t
     B = min(recipe.batch_size, n)
     batches = math.ceil(n / B)
     total = recipe.steps or max(1, round(recipe.epochs * batches), recipe.min_steps)
+    every = record_every(recipe, total, batches)
     rate = recipe.learning_rate
     if recipe.lr_cap:
         rate = min(rate, recipe.lr_cap / max(top_eigenvalue(X, mu), 1e-12))
@@ -110,6 +131,7 @@ def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> t
     # cross-entropy 10,000 times that of the zero start, which no converging run comes near.
     explode = 1e4 * math.log(k)
     buffer = np.empty((B, d), np.float32)
+    momentum = np.float32(recipe.momentum)
     t = 0
     while t < total:
         order = rng.permutation(n)
@@ -119,43 +141,48 @@ def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> t
             if recipe.schedule == "cosine":
                 lr *= 0.5 * (1 + math.cos(math.pi * t / total))
             batch = np.take(X, rows, axis=0, out=buffer[: len(rows)], mode="clip")  # "clip": rows are valid, no copy
-            loss, gW, gb = loss_and_grad(W, b, batch, y[rows], recipe.l2, mu)
+            loss, gW, gb = loss_and_grad(W, b, batch, y[rows], recipe.l2, mu)  # (the penalty's value is not needed)
+            if recipe.smooth:
+                add_smoothness_gradient(W, grid, recipe.smooth, gW)
             if not loss < explode:  # also catches NaN
                 raise DivergenceError(
                     f"training diverged at step {t + 1}: the loss is {loss:.3g}, up from {math.log(k):.3g} at the "
                     f"start; lower the learning rate (now {rate:g})"
                 )
-            vW *= recipe.momentum
-            vW -= np.float32(lr) * gW
-            vb *= recipe.momentum
+            gW *= np.float32(-lr)
+            vW *= momentum
+            vW += gW
+            vb *= momentum
             vb -= np.float32(lr) * gb
             W += vW
             b += vb
             t += 1
             if t > average_after:
                 averaged += 1
-                mean_W += (W - mean_W) / np.float32(averaged)
-                mean_b += (b - mean_b) / np.float32(averaged)
+                weight = np.float32(1 / averaged)
+                mean_W += (W - mean_W) * weight
+                mean_b += (b - mean_b) * weight
                 model = (mean_W, mean_b)
-            if recipe.record == "step" or t % batches == 0 or t == total:
+            if t % every == 0 or t == total:
                 record(t, t / batches, *model)
             if t == total:
                 break
     return *model, t, rate
 
 
-def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) -> tuple:
+def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, grid) -> tuple:
     """Full-batch L-BFGS (scipy) on the exact regularised loss and gradient, to `recipe.tol`."""
     from scipy.optimize import minimize
 
     d = X.shape[1]
+    options = {"smooth": recipe.smooth, "image_shape": grid} if recipe.smooth else {}
 
     def unpack(theta):
         return theta[: k * d].reshape(k, d).astype(np.float32), theta[k * d :].astype(np.float32)
 
     def objective(theta):
         W, b = unpack(theta)
-        loss, gW, gb = loss_and_grad(W, b, X, y, recipe.l2, mu)
+        loss, gW, gb = loss_and_grad(W, b, X, y, recipe.l2, mu, **options)
         return loss, np.concatenate([gW.ravel(), gb]).astype(np.float64)
 
     iterations = [0]
@@ -177,28 +204,47 @@ def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record) ->
     return W, b, iterations[0], None
 
 
-SOLVERS = {"sgd": sgd, "lbfgs": lbfgs}
+def newton(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, grid) -> tuple:
+    from .newton import newton_cg
+
+    return newton_cg(X, y, k, recipe, rng, mu, record, grid)
 
 
-def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, transform=None, monitor=None):
+SOLVERS = {"sgd": sgd, "newton": newton, "lbfgs": lbfgs}
+
+
+def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, transform=None, monitor=None,
+          image_shape=None, final_train=False):
     """Fit softmax regression to features transform(X) (n, d) and y (n,) class indices in [0, n_classes).
 
     `monitor` maps names to (X, y) sets whose loss and accuracy are recorded with the training set's at every
-    record point of the recipe. Returns a Solution with the plain-model weights and the history.
+    record point of the recipe; the training set's are measured on a fixed sample of CURVE_ROWS of its rows.
+    `image_shape` (h, w) places the features on the grid the smoothness penalty uses (else see model.image_grid).
+    `final_train` also measures the final model on every training row (one more pass).
+    Returns a Solution with the plain-model weights, the history and the snapshots.
     """
     Xf = as_features(X, transform)
     yf = np.asarray(y).astype(np.intp)
+    grid = image_grid(Xf.shape[1], image_shape)
     # Any centre gives the same model; the mean of a sample conditions the problem as well as the full mean.
     mu = spread_sample(Xf, _SAMPLE_ROWS).mean(axis=0, dtype=np.float64).astype(np.float32) if recipe.center else None
     recorder = _Recorder(mu)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        W, b, steps, rate = SOLVERS[recipe.solver](Xf, yf, n_classes, recipe, rng, mu, recorder)
+        W, b, steps, rate = SOLVERS[recipe.solver](Xf, yf, n_classes, recipe, rng, mu, recorder, grid)
     if recorder.steps[-1] != steps:
         recorder(steps, recorder.epochs[-1], W, b)
     coefs, intercepts = np.stack(recorder.coefs), np.stack(recorder.intercepts)
     history = {"step": np.array(recorder.steps), "epoch": np.array(recorder.epochs)}
-    for name, (Xm, ym, t) in {"train": (Xf, yf, None), **{k: (*v, transform) for k, v in (monitor or {}).items()}}.items():
-        history[f"{name}_loss"], history[f"{name}_accuracy"] = curves(coefs, intercepts, Xm, ym, t)
+    sets = {"train": (spread_sample(Xf, CURVE_ROWS), spread_sample(yf, CURVE_ROWS), None)}
+    sets.update({name: (*xy, transform) for name, xy in (monitor or {}).items()})
+    # Curves cost one product per chunk of a set for all snapshots; one thread unless the product is large.
+    flops = 2 * coefs.size * sum(len(v[1]) for v in sets.values())
+    with blas_threads(None if flops > 4e9 else 1):
+        for name, (Xm, ym, t) in sets.items():
+            history[f"{name}_loss"], history[f"{name}_accuracy"] = curves(coefs, intercepts, Xm, ym, t)
+        if final_train:
+            loss, accuracy = curves(coefs[-1:], intercepts[-1:], Xf, yf)
+            final_train = (float(loss[0]), float(accuracy[0]))
     epochs = recorder.epochs[-1] if recipe.solver == "sgd" else float(steps)
     return Solution(W, b if mu is None else b - W @ mu, history, steps, epochs, rate,
-                    (history["step"], coefs, intercepts))
+                    (history["step"], coefs, intercepts), final_train or None)
