@@ -110,6 +110,18 @@ def test_report_quotes_its_own_datasets_reference(fashion_dir, digits_run, tmp_p
     assert "For comparison" not in (digits_run / "report.html").read_text()  # no reference known: none quoted
 
 
+def test_report_with_a_damaged_animation(digits_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    (run / "report.html").unlink(missing_ok=True)
+    (run / "weights.gif").write_bytes(b"GIF89a" + bytes(40))
+    assert main(["report", str(run)]) == ExitCode.DATA
+    assert "weights.gif: not a readable weights animation" in capsys.readouterr().err
+    assert not (run / "report.html").exists()
+
+
 def test_report_of_a_non_run(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == ExitCode.USAGE
     assert "not a run directory" in capsys.readouterr().err

@@ -222,6 +222,8 @@ def read_animation(path: Path, max_frames: int = 200) -> list[tuple[str, bytes]]
 
     if not path.exists():
         return []
+    if not path.is_file():  # a folder, or a FIFO that would block
+        raise DataFormatError(f"{path}: not a readable weights animation (not a regular file)")
     if path.stat().st_size > MAX_SIDE_FILE:
         raise DataFormatError(f"{path}: not a weights animation: larger than {MAX_SIDE_FILE:,} bytes")
     try:
