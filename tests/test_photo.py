@@ -177,3 +177,48 @@ def test_the_page_follows_the_digits_convention(tmp_path, browser):
     np.testing.assert_allclose(np.array(state["features"]), model.features(raw[None])[0], atol=1e-6)
     np.testing.assert_allclose(state["probabilities"], model.predict_proba(raw[None])[0], atol=1e-5)
     assert page.errors == []
+
+
+def test_handwriting_typefaces(default_model, tmp_path):
+    """Digits 0-9 in the handwriting fonts of five Debian packages (installed by .ci/run). The issue asks for 80%
+    with the default model; this pipeline reaches about 75% (88% with --deskew; see bench/bench_photos.py), so
+    this guards today's level rather than the goal."""
+    import os
+
+    from photos import HANDWRITING_FONTS, font_digit, font_files
+
+    fonts = font_files()
+    if len(fonts) < 10:
+        message = f"handwriting fonts missing (apt-get install {' '.join(HANDWRITING_FONTS)})"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    path, _ = default_model
+    model = load_model(path)
+    raws, labels = [], []
+    for font in fonts:
+        for digit in range(10):
+            target = tmp_path / f"{font.stem}-{digit}.png"
+            font_digit(font, digit).save(target)
+            raws.append(image_for_model(target, (28, 28), model.preprocessing.scale))
+            labels.append(digit)
+    accuracy = np.mean(model.predict(np.stack(raws)) == np.array(labels))
+    assert accuracy >= 0.7, accuracy
+
+
+def test_fashion_models_get_product_photos_made_their_way(fashion_dir, tmp_path):
+    """Fashion-MNIST test images shown as product photos (dark article on a white page, 10x larger, off-centre)
+    come back through Fashion-MNIST's own steps close to the originals, and are classified nearly as well."""
+    ds = load_dataset("fashion-mnist", fashion_dir)
+    out = tmp_path / "fashion"
+    assert main(["train", "--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--out", str(out), "-q",
+                 "--no-plots", "--steps", "300"]) == 0
+    model = load_model(out / "model.npz")
+    assert convention_of(model) == "fashion"
+    images, labels = ds.test_images[:100], ds.test_labels[:100]
+    raws = []
+    for i, image in enumerate(images):
+        page = np.full((400, 360), 255, np.uint8)
+        page[60:340, 30:310] = 255 - np.kron(image, np.ones((10, 10), np.uint8))
+        Image.fromarray(page).convert("RGB").save(tmp_path / f"{i}.jpg", quality=92)
+        raws.append(image_for_model(tmp_path / f"{i}.jpg", (28, 28), model.preprocessing.scale, "fashion"))
+    photos = np.mean(model.predict(np.stack(raws)) == labels)
+    assert photos >= model.score(images, labels) - 0.1, photos
