@@ -150,6 +150,38 @@ def test_predict_many_files_with_failures(digits_run, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == ["one.evidence.png", "one.input.png"]
 
 
+def test_show_input_writes_the_models_input_and_it_reads_back(mnist_run, tmp_path, capsys):
+    from mnist_softmax import load_dataset
+    from conftest import MNIST_DIR
+
+    model = load_model(mnist_run / "model.npz")
+    digit = load_dataset("mnist", MNIST_DIR).test_images[0]  # a 7
+    page = np.full((140, 140), 230, np.uint8)
+    page[20:132, 10:122] = 230 - (np.kron(digit, np.ones((4, 4))) * 0.85).astype(np.uint8)  # dark ink, 4x larger
+    Image.fromarray(page).save(tmp_path / "seven.png")
+    shown = tmp_path / "shown"
+    assert main(["predict", str(mnist_run / "model.npz"), str(tmp_path / "seven.png"), "--json",
+                 "--show-input", str(shown), "--input-figure"]) == ExitCode.OK
+    first = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in shown.iterdir()) == ["seven.input-figure.png", "seven.input.png"]
+    with Image.open(shown / "seven.input.png") as png:
+        assert png.size == (28, 28) and png.mode == "L"
+        pixels = np.asarray(png)
+    from mnist_softmax.preprocess import image_for_model
+
+    raw = image_for_model(tmp_path / "seven.png", (28, 28), model.preprocessing.scale)
+    assert np.abs(pixels / 255 - raw * model.preprocessing.scale).max() <= 0.5 / 255 + 1e-6  # the model's input
+    assert np.median(pixels) == 0 and pixels.max() == 255  # light ink on black, as in MNIST
+    assert main(["predict", str(mnist_run / "model.npz"), str(shown / "seven.input.png"), "--json"]) == ExitCode.OK
+    again = json.loads(capsys.readouterr().out)  # read back as input: the same answer
+    assert again["prediction"] == first["prediction"] == 7
+    for name, p in first["probabilities"].items():
+        assert again["probabilities"][name] == pytest.approx(p, abs=2e-3)
+    assert main(["predict", str(mnist_run / "model.npz"), str(tmp_path / "seven.png"), "--input-figure"]) == \
+        ExitCode.USAGE
+    assert "--input-figure needs --show-input" in capsys.readouterr().err
+
+
 def test_predict_all_failing_and_usage(digits_run, tmp_path):
     result = subprocess.run([sys.executable, "-m", "mnist_softmax", "predict", str(digits_run / "model.npz"),
                              str(tmp_path / "absent.png")], capture_output=True, text=True)

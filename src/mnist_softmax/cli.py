@@ -287,6 +287,8 @@ def cmd_predict(args) -> int:
     files = _image_files(args.files)
     if not files:
         raise UsageError("no image files given (folders are searched for .png, .jpg, .bmp, .gif, .tif, .webp)")
+    if args.input_figure and not args.show_input:
+        raise UsageError("--input-figure needs --show-input DIR, the folder to write it to")
     for folder in (args.explain, args.show_input):
         if folder:
             try:
@@ -320,8 +322,11 @@ def cmd_predict(args) -> int:
                 if args.explain:
                     plots.save(plots.evidence(features[0], model.coef, model.intercept, proba, names, shape),
                                Path(args.explain) / f"{stem}.evidence.png")
-                if args.show_input:
-                    plots.save(plots.model_input(features[0].reshape(shape)), Path(args.show_input) / f"{stem}.input.png")
+                if args.show_input:  # the model's input as an image file: predict on it gives the same answer
+                    plots.save_input(raw * model.preprocessing.scale, Path(args.show_input) / f"{stem}.input.png")
+                    if args.input_figure:
+                        plots.save(plots.model_input(features[0].reshape(shape)),
+                                   Path(args.show_input) / f"{stem}.input-figure.png")
         except MnistSoftmaxError as exc:
             failed += 1
             print(printable(f"error: {exc}"), file=sys.stderr)
@@ -566,7 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", metavar="FILE_OR_DIR", nargs="+", help="image files, or folders of them")
     p.add_argument("--top", type=_number(int, minimum=0), default=3, help="classes shown per image (default: 3)")
     p.add_argument("--explain", metavar="DIR", help="write each image's evidence figure to DIR/NAME.evidence.png")
-    p.add_argument("--show-input", metavar="DIR", help="write the 28x28 image the model saw to DIR/NAME.input.png")
+    p.add_argument("--show-input", metavar="DIR",
+                   help="write the 28x28 image given to the model to DIR/NAME.input.png (8-bit, light on dark, as in "
+                        "MNIST; predict reads it back as it is, to the same answer)")
+    p.add_argument("--input-figure", action="store_true",
+                   help="with --show-input, also DIR/NAME.input-figure.png: what the model sees, enlarged")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("app", parents=[common], help=cmd_app.__doc__.splitlines()[0], description=cmd_app.__doc__,

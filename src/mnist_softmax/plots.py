@@ -227,6 +227,18 @@ def mistakes(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, confid
     return fig
 
 
+def save_input(image: np.ndarray, path: str | Path) -> Path:
+    """Write an input image (h, w) in [0, 1] as an 8-bit greyscale PNG of the same size, atomically: light ink on
+    black, as MNIST stores its digits, so that reading it back gives the same image to within 1/255."""
+    from PIL import Image
+
+    path = Path(path)
+    pixels = np.rint(np.clip(np.asarray(image, dtype=np.float64), 0, 1) * 255).astype(np.uint8)
+    with atomic_write(path) as out:
+        Image.fromarray(pixels, "L").save(out, format="PNG")
+    return path
+
+
 def model_input(image: np.ndarray) -> Figure:
     """The image (h, w) exactly as the model sees it, pixel for pixel."""
     fig, ax = plt.subplots(figsize=(2.8, 2.8))
