@@ -330,8 +330,8 @@ def weights_animation(coefs: np.ndarray, image_shape, class_names, steps, accura
     bar_y, bar_w = height - footer + 8, min(width - 2 * _GAP, 320)
     bar_x = (width - bar_w) // 2
     template[bar_y : bar_y + 8, bar_x : bar_x + bar_w] = np.linspace(0, _LEVELS - 1, bar_w).round().astype(np.uint8)
-    _text(template, (bar_x - 6, bar_y + 4), f"{-limit:.2g}", small, anchor="rm")
-    _text(template, (bar_x + bar_w + 6, bar_y + 4), f"+{limit:.2g}", small, anchor="lm")
+    _text(template, (bar_x - 6, bar_y + 4), f"{-limit:.3g}", small, anchor="rm")
+    _text(template, (bar_x + bar_w + 6, bar_y + 4), f"+{limit:.3g}", small, anchor="lm")
     _text(template, (width // 2, bar_y + 11), "weight: red against the class, blue for it (one scale for all frames)",
           _font(10), anchor="mt")
 
