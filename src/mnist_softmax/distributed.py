@@ -252,6 +252,6 @@ def connect(address: str):
         workers = max(1, min(4, os.cpu_count() or 1))
         return Client(LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None))
     try:
-        return Client(address, timeout="20s")
+        return Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None

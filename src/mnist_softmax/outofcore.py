@@ -15,6 +15,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def idx_file(path: Path) -> ArrayFile:
     if len(dims) < 4 * head[3]:
         raise DataFormatError(f"{path}: truncated IDX header")
     shape = struct.unpack(f">{head[3]}I", dims)
-    dtype = TYPE_CODES[head[2]]
+    dtype = cast(np.dtype, TYPE_CODES[head[2]])
     _check_size(path, 4 + len(dims), dtype, shape)
     return ArrayFile(Path(path), 4 + len(dims), dtype, shape)
 
@@ -115,7 +116,8 @@ class ShardSet:
 
     def chunks(self, rows: int = CHUNK_ROWS) -> list[tuple[int, int, int]]:
         """(shard, start, stop) runs of at most `rows` consecutive rows covering the data once."""
-        return [(i, s, min(s + rows, f.shape[0])) for i, f in enumerate(self.images) for s in range(0, f.shape[0], rows)]
+        return [(i, s, min(s + rows, f.shape[0]))
+                for i, f in enumerate(self.images) for s in range(0, f.shape[0], rows)]
 
     def read(self, shard: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Images (m, *image_shape) and labels (m,) int64 of rows [start, stop) of one shard."""
@@ -141,7 +143,8 @@ def open_shards(path: str | Path) -> ShardSet:
     if not names:
         raise DataNotFoundError(f"{path}: no shards found (expected images-*.npy beside labels-*.npy, or a raw "
                                 f"train-images-idx3-ubyte beside train-labels-idx1-ubyte)")
-    images, labels = [], []
+    images: list[ArrayFile] = []
+    labels: list[ArrayFile] = []
     for name in names:
         label_path = name.with_name(_IMAGES.sub("labels", name.name, count=1).replace("idx3", "idx1"))
         if not label_path.exists():
@@ -175,8 +178,10 @@ def write_shard(folder: str | Path, index: int, images: np.ndarray, labels: np.n
     return folder / f"images-{index:05d}.npy"
 
 
-def shuffled_blocks(shards: ShardSet, rng: np.random.Generator, block_rows: int = BLOCK_ROWS,
-                    chunk_rows: int = CHUNK_ROWS, window: int = WINDOW_CHUNKS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def shuffled_blocks(
+    shards: ShardSet, rng: np.random.Generator, block_rows: int = BLOCK_ROWS, chunk_rows: int = CHUNK_ROWS,
+    window: int = WINDOW_CHUNKS,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One pass over every row in a random order, with bounded memory: chunks in a random order, `window` of them
     read at a time, their rows shuffled together and yielded as (images, labels) blocks of `block_rows`."""
     chunks = shards.chunks(chunk_rows)
@@ -200,8 +205,10 @@ def fit_shards(shards: ShardSet, n_classes: int, recipe: Recipe, rng: np.random.
     check_streamable(recipe)
     n = shards.n
     B = recipe.batch_size
-    budget = recipe.steps * B if recipe.steps else max(round(recipe.epochs * n), recipe.min_steps * min(B, n))
-    state, seen = None, 0
+    epochs = recipe.epochs or 1
+    budget = recipe.steps * B if recipe.steps else max(round(epochs * n), recipe.min_steps * min(B, n))
+    state: StreamState | None = None
+    seen = 0
     while seen < budget:
         for images, labels in shuffled_blocks(shards, rng, block_rows):
             images, labels = images[: budget - seen], labels[: budget - seen]
@@ -214,6 +221,8 @@ def fit_shards(shards: ShardSet, n_classes: int, recipe: Recipe, rng: np.random.
             seen += len(labels)
             if seen >= budget:
                 break
+    if state is None:
+        raise DataFormatError("the shards hold no rows")
     return state, seen
 
 

@@ -52,7 +52,8 @@ def train_scaled(dataset: Dataset, recipe: Recipe, *, seed: int = 0, validation_
         from .solvers import solve
 
         s = solve(X, y, k, recipe, rng, transform=preprocessing.apply)
-        coef, intercept, steps, epochs, rate, workers = s.coef, s.intercept, s.n_steps, s.n_epochs, s.learning_rate, None
+        coef, intercept, steps, epochs, rate = s.coef, s.intercept, s.n_steps, s.n_epochs, s.learning_rate
+        workers = None
     seconds = time.perf_counter() - started
 
     n_train = source.n if source is not None else len(y)
@@ -64,26 +65,27 @@ def train_scaled(dataset: Dataset, recipe: Recipe, *, seed: int = 0, validation_
         "training_data": str(Path(shards).resolve()) if shards is not None else "dataset",
         "dask": dask, "dask_workers": workers,
     }
-    # Curves: the zero start and the final model, on each set (a streaming pass over the shards for train).
+    # Curves: the zero start and the final model on each set in memory; over the shards, one streaming pass.
     coefs = np.stack([np.zeros_like(coef), coef])
     intercepts = np.stack([np.zeros_like(intercept), intercept])
     history = {"step": np.array([0, steps]), "epoch": np.array([0.0, float(epochs)])}
-    sets = {"train": None if source is not None else (X, y), "validation": (X_val, y_val) if len(y_val) else None,
-            "test": (dataset.test_images, dataset.test_labels)}
-    for name, data in sets.items():
-        if name == "train" and source is not None:
-            from .outofcore import evaluate_shards
+    sets = {"validation": (X_val, y_val), "test": (dataset.test_images, dataset.test_labels)}
+    if source is None:
+        sets["train"] = (X, y)
+    else:
+        from .outofcore import evaluate_shards
 
-            loss, accuracy = evaluate_shards(source, coef, intercept, preprocessing.apply)
-            loss, accuracy = np.array([np.log(k), loss]), np.array([np.nan, accuracy])
-        elif data is None:
+        loss, accuracy = evaluate_shards(source, coef, intercept, preprocessing.apply)
+        metrics["train_loss"], metrics["train_accuracy"] = round(loss, 6), round(accuracy, 6)
+    for name, (images, labels) in sets.items():
+        if not len(labels):
             metrics[f"{name}_loss"] = metrics[f"{name}_accuracy"] = None
             continue
-        else:
-            loss, accuracy = curves(coefs, intercepts, *data, preprocessing.apply)
-        metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = round(float(loss[-1]), 6), round(float(accuracy[-1]), 6)
+        losses, accuracies = curves(coefs, intercepts, images, labels, preprocessing.apply)
+        metrics[f"{name}_loss"] = round(float(losses[-1]), 6)
+        metrics[f"{name}_accuracy"] = round(float(accuracies[-1]), 6)
         if name != "test":
-            history[f"{name}_loss"], history[f"{name}_accuracy"] = loss, accuracy
+            history[f"{name}_loss"], history[f"{name}_accuracy"] = losses, accuracies
 
     from . import __version__
 

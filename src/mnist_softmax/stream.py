@@ -78,14 +78,11 @@ class StreamState:
     mu: np.ndarray | None  # (d,) centring mean, or None
     rate: float  # the learning rate used (the recipe's, or its cap for this data)
     rng: np.random.Generator
-    vW: np.ndarray = None  # momentum buffers
-    vb: np.ndarray = None
     steps: int = 0
     segments: list = field(default_factory=list)
 
     def __post_init__(self):
-        if self.vW is None:
-            self.vW, self.vb = np.zeros_like(self.W), np.zeros_like(self.b)
+        self.vW, self.vb = np.zeros_like(self.W), np.zeros_like(self.b)  # momentum, from rest
 
     @classmethod
     def start(cls, X, k: int, recipe: Recipe, rng: np.random.Generator, coef=None, intercept=None) -> StreamState:
