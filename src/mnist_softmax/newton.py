@@ -9,9 +9,10 @@ centred inputs. Its Hessian applied to a direction (V, c) costs one pass over th
 
 Each Newton step solves H p = -g by conjugate gradients, preconditioned by a Kronecker approximation of the
 Hessian, E[S] (x) E_w[x x^T] (S = diag(p) - p p^T, each row's x x^T weighted by its trace of S), which takes care of
-the pixels' very different scales. The passes run in float32 (the data's type, on every core); the iterate, the
-directions and all sums are float64, so the optimum is as exact as a float64 solver's while each pass reads half
-the bytes. A short SGD run gives the start, a few hundred times closer to the optimum than zero.
+the pixels' very different scales. The passes run in float32 (the data's type) on one BLAS thread (two threads
+gain less than 2x on an idle machine and lose 10x on a busy one, see threads.py); the iterate, the directions
+and all sums are float64, so the optimum is as exact as a float64 solver's while each pass reads half the bytes.
+A short SGD run gives the start, a few hundred times closer to the optimum than zero.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .threads import blas_threads
 
 _PRECONDITIONER_ROWS = 4096
 _MAX_CG = 100
+_TRACE = None  # a list to append (objective, step length) to, for benchmarks
 
 
 class _Problem:
@@ -152,7 +154,7 @@ def newton_cg(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record
     problem = _Problem(X, y, k, recipe.l2, recipe.smooth, grid, mu)
     max_steps = recipe.steps or max(1, math.ceil(recipe.epochs))
     steps = 0
-    with blas_threads(None):
+    with blas_threads(1):
         f, gW, gb = problem.gradient(W, b)
         precondition = _Preconditioner(problem)
         while steps < max_steps and max(np.abs(gW).max(), np.abs(gb).max()) >= recipe.tol:
@@ -169,6 +171,8 @@ def newton_cg(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record
                 break  # no decrease left at float32 precision: as close as the passes can tell
             W, b = W + alpha * pW, b + alpha * pb
             steps += 1
+            if _TRACE is not None:
+                _TRACE.append((f_new, alpha))
             f, gW, gb = problem.gradient(W, b)
             record(steps, float(steps), W.astype(np.float32), b.astype(np.float32))
     return W.astype(np.float32), b.astype(np.float32), steps, None
