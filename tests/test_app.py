@@ -126,6 +126,10 @@ def test_evidence_sums_legends_and_one_heading(mnist_model, browser):
         limit = max(np.abs(x * model.coef[a]).max(), np.abs(x * (model.coef[a] - model.coef[b])).max())
         assert page.inner_text("#legend-max") == f"+{limit:.2f}" and page.inner_text("#legend-min") == f"\u2212{limit:.2f}"
     assert page.inner_text("#wlegend-max") == f"+{np.abs(model.coef).max():.2f}"
+    from mnist_softmax.plots import percent
+
+    top = max(state["probabilities"])
+    assert page.inner_text("#verdict") == f"It's {state['prediction']} ({percent(top)})"  # as Python writes it
     ends = page.evaluate("""() => { const g = document.getElementById('legend').getContext('2d');
         return [Array.from(g.getImageData(0, 0, 1, 1).data), Array.from(g.getImageData(63, 0, 1, 1).data)]; }""")
     assert ends[0][0] > ends[0][2] and ends[1][2] > ends[1][0]  # red for -limit on the left, blue for +limit

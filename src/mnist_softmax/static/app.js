@@ -329,7 +329,7 @@
     const order = [...probabilities.keys()].sort((a, b) => probabilities[b] - probabilities[a] || a - b);
     const a = chosen ?? order[0], b = a === order[0] ? order[1] : order[0];
     Object.assign(state, { features, probabilities: Array.from(probabilities), prediction: order[0] });
-    document.getElementById("verdict").textContent = `It's ${names[order[0]]} (${(100 * probabilities[order[0]]).toFixed(1)}%)`;
+    document.getElementById("verdict").textContent = `It's ${names[order[0]]} (${percent(probabilities[order[0]])})`;
     bars.querySelectorAll(".bar").forEach((row, c) => {
       row.querySelector(".fill").style.width = `${100 * probabilities[c]}%`;
       row.querySelector(".pct").textContent = `${(100 * probabilities[c]).toFixed(1)}%`;
@@ -354,6 +354,15 @@
     document.getElementById("evidence-title").textContent = `evidence for ${names[a]}`;
     document.getElementById("contrast-title").textContent = `why ${names[a]} and not ${names[b]}`;
     state.ms = performance.now() - t0;
+  }
+
+  // one decimal, more where one would round a probability below 1 to 100% (99.97%, not 100.0%), as plots.percent
+  function percent(p) {
+    for (let digits = 1; digits < 7; digits++) {
+      const text = (100 * p).toFixed(digits);
+      if (!(p > 0 && p < 1) || (Number(text) !== 100 && Number(text) !== 0)) return `${text}%`;
+    }
+    return p > 0.5 ? "> 99.9999%" : "< 0.0001%";
   }
 
   // the colour scales: a gradient from -limit (red) to +limit (blue), with its end values
