@@ -36,7 +36,7 @@ CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 0 auto; max-width: 1100px;
        padding: 1.5rem; color: #1d1d1f; line-height: 1.45; }
 .scroll { max-width: 100%; overflow-x: auto; }
-td { overflow-wrap: anywhere; }
+table.wrap td { overflow-wrap: anywhere; }  /* long file names and checksums wrap on a phone */
 img[hidden] { display: none; }
 .frames img { margin: .4rem 0; width: 640px; max-width: 100%; }
 .controls { display: flex; align-items: center; gap: .7rem; flex-wrap: wrap; }
@@ -59,6 +59,7 @@ img { max-width: 100%; height: auto; display: block; margin: .8rem 0; }
 .cards { display: flex; gap: 1rem; flex-wrap: wrap; } .card { border: 1px solid #ddd; border-radius: 8px;
 padding: .7rem 1rem; min-width: 10rem; }
 @media (max-width: 600px) { body { padding: .8rem; } h1 { font-size: 1.5rem; }
+  table { font-size: .85rem; } th, td { padding: .25rem .3rem; }
   table.confusion { font-size: .7rem; } table.confusion th, table.confusion td { padding: .1rem .12rem; } }
 """
 
@@ -132,12 +133,14 @@ def _text(value, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _table(header, rows, left=1) -> Markup:
+def _table(header, rows, left=1, cls: str = "") -> Markup:
+    """A table of text; the first `left` columns left-aligned, the rest (numbers) right-aligned."""
+
     def row(cells, tag):
         return join(render('<{{tag}} class="{{cls}}">{{cell}}</{{tag}}>', tag=Markup(tag), cls="l" if i < left else "",
                            cell=_text(c, 200)) for i, c in enumerate(cells))
 
-    return render("<table><tr>{{head}}</tr>{{body}}</table>", head=row(header, "th"),
+    return render('<table class="{{cls}}"><tr>{{head}}</tr>{{body}}</table>', cls=cls, head=row(header, "th"),
                   body=join(render("<tr>{{cells}}</tr>", cells=row(r, "td")) for r in rows))
 
 
@@ -365,7 +368,7 @@ def build_document(model: SoftmaxModel, metrics: dict, history: dict, dataset: D
                "against the SHA-256 of its decompressed payload:</p>", train=count("n_train"),
                validation=count("n_validation"), test=count("n_test")),
         _scroll(_table(["file", "SHA-256 (decompressed payload)"],
-                       sorted(checksums.items()) if isinstance(checksums, dict) else [], left=2)),
+                       sorted(checksums.items()) if isinstance(checksums, dict) else [], left=2, cls="wrap")),
         Markup("<h2>How it was trained</h2>"),
         _scroll(_table(["setting", "value"], _settings(hyper, metrics, model.preprocessing.deskew), left=2)),
         Markup("<h2>What the model learned</h2>"
