@@ -122,6 +122,19 @@ def test_report_with_a_damaged_animation(digits_run, tmp_path, capsys):
     assert not (run / "report.html").exists()
 
 
+def test_class_means_are_the_means_of_the_models_features():
+    from mnist_softmax import Preprocessing, SoftmaxModel
+    from mnist_softmax.report import class_means
+
+    rng = np.random.default_rng(0)
+    model = SoftmaxModel(np.zeros((3, 16), np.float32), np.zeros(3, np.float32), np.arange(3),
+                         Preprocessing(scale=1 / 255, image_shape=(4, 4), deskew=True))
+    images, labels = rng.integers(0, 256, size=(50, 4, 4)), rng.integers(0, 3, size=50)
+    features = model.features(images)  # scaled and deskewed, as the model sees them
+    expected = np.stack([features[labels == c].mean(axis=0) for c in range(3)])
+    np.testing.assert_allclose(class_means(model, images, labels, 3, chunk=7), expected, rtol=1e-6, atol=1e-7)
+
+
 def test_report_of_a_non_run(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == ExitCode.USAGE
     assert "not a run directory" in capsys.readouterr().err

@@ -214,8 +214,9 @@ def class_means(model: SoftmaxModel, images, labels, n_classes: int, chunk: int 
     sums = np.zeros((n_classes, model.coef.shape[1]))
     labels = np.asarray(labels).astype(int)
     for start in range(0, len(labels), chunk):
-        onehot = np.eye(n_classes)[labels[start : start + chunk]]  # (n, k)
-        sums += onehot.T @ model.features(images[start : start + chunk]).astype(np.float64)
+        features, batch = model.features(images[start : start + chunk]), labels[start : start + chunk]  # (n, d), (n,)
+        for c in np.unique(batch):
+            sums[c] += features[batch == c].sum(axis=0, dtype=np.float64)
     return sums / np.maximum(np.bincount(labels, minlength=n_classes), 1)[:, None]
 
 
