@@ -79,7 +79,7 @@ def test_report_on_a_phone_with_its_step_slider(mnist_run, browser, tmp_path):
     # The animation: one frame shown, the last; the slider picks another, the play button runs through them.
     with Image.open(mnist_run / "weights.gif") as gif:
         n_frames = gif.n_frames
-    assert phone.eval_on_selector_all(".frames img", "els => els.length") == n_frames >= 2
+    assert phone.eval_on_selector_all(".frames img", "els => els.length") == n_frames >= 20  # one per record point
     shown = """() => Array.from(document.querySelectorAll('.frames img'))
         .filter(i => i.getBoundingClientRect().height > 0).map(i => [i.dataset.label, i.src])"""
     last = phone.evaluate(shown)
@@ -90,7 +90,7 @@ def test_report_on_a_phone_with_its_step_slider(mnist_run, browser, tmp_path):
     assert len(first) == 1 and first[0][0] == "step 0" and first[0][1] != last[0][1]
     assert phone.inner_text("#step-out") == "step 0"
     phone.keyboard.press("ArrowRight")
-    assert phone.evaluate(shown)[0][0] not in ("step 0", last[0][0]) or n_frames == 2
+    assert phone.evaluate(shown)[0][0] not in ("step 0", last[0][0])
     phone.click("#play")
     phone.wait_for_function(f"() => document.getElementById('step').value === '{n_frames - 1}'", timeout=20000)
     assert phone.evaluate(shown)[0][0] == last[0][0] and phone.inner_text("#play") == "Play"
