@@ -299,7 +299,7 @@ def animation_frames(steps, max_frames: int = 32) -> np.ndarray:
 
 
 def weights_animation(coefs: np.ndarray, image_shape, class_names, steps, accuracy=None, *,
-                      accuracy_label: str = "validation accuracy", epochs=None) -> list:
+                      accuracy_label: str = "validation accuracy", epochs=None, step_label: str = "step") -> list:
     """The weight maps at each snapshot (s, k, d) as Pillow palette images, one per snapshot.
 
     All frames share one colour scale (symmetric about zero, set by the largest weight of any frame), so a colour
@@ -343,7 +343,7 @@ def weights_animation(coefs: np.ndarray, image_shape, class_names, steps, accura
         canvas = template.copy()
         for c, (x, y) in enumerate(origins):
             canvas[y : y + ph, x : x + pw] = levels[i, c]
-        caption = f"step {int(steps[i]):,}"
+        caption = f"{step_label} {int(steps[i]):,}"
         if epochs is not None:
             caption += f" (epoch {float(epochs[i]):.2f})"
         if accuracy is not None:

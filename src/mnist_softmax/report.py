@@ -236,12 +236,13 @@ def read_animation(path: Path, max_frames: int = 200) -> list[tuple[str, bytes]]
                 raise DataFormatError(f"{path}: not a weights animation (a GIF of at most {max_frames} frames of "
                                       f"at most 4 million pixels)")
             words = gif.info.get("comment", b"").decode("ascii", "replace").split()
-            steps = words[1:] if words[:1] == ["steps"] and len(words) == gif.n_frames + 1 else None
+            unit = {"steps": "step", "iterations": "iteration"}.get(words[0] if words else "")
+            steps = words[1:] if unit and len(words) == gif.n_frames + 1 else None
             frames = []
             for i, frame in enumerate(ImageSequence.Iterator(gif)):
                 buffer = io.BytesIO()
                 frame.convert("RGB").save(buffer, format="PNG", optimize=False)
-                label = f"step {int(steps[i]):,}" if steps and steps[i].isdigit() else f"frame {i + 1}"
+                label = f"{unit} {int(steps[i]):,}" if steps and steps[i].isdigit() else f"frame {i + 1}"
                 frames.append((label, buffer.getvalue()))
     except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise DataFormatError(f"{path}: not a readable weights animation ({exc})") from None

@@ -145,7 +145,8 @@ def history_csv(history: dict[str, np.ndarray]) -> str:
 def write_animation(run: Run, path: Path) -> Path:
     """weights.gif: the weight maps at (up to 32 of) the record points, with the step and accuracy on each frame.
 
-    The GIF's comment lists the frames' steps ("steps 0 25 ..."), so the report can label its step slider.
+    The GIF's comment lists the frames' steps ("steps 0 25 ...", or "iterations ..." for full-batch solvers), so the
+    report can label its step slider.
     """
     from . import plots
 
@@ -153,10 +154,13 @@ def write_animation(run: Run, path: Path) -> Path:
     pick = plots.animation_frames(steps)
     name = "validation" if "validation_accuracy" in run.history else "train"
     accuracy = np.asarray(run.history[f"{name}_accuracy"])[pick]
-    epochs = np.asarray(run.history["epoch"])[pick] if "epoch" in run.history else None
+    sgd = (run.model.metadata.get("hyperparameters") or {}).get("solver", "sgd") == "sgd"  # others count iterations
+    epochs = np.asarray(run.history["epoch"])[pick] if sgd and "epoch" in run.history else None
     frames = plots.weights_animation(coefs[pick], run.model.preprocessing.image_shape, run.model.class_names,
-                                     steps[pick], accuracy, accuracy_label=f"{name} accuracy", epochs=epochs)
-    return plots.save_animation(frames, path, comment="steps " + " ".join(str(int(s)) for s in steps[pick]))
+                                     steps[pick], accuracy, accuracy_label=f"{name} accuracy", epochs=epochs,
+                                     step_label="step" if sgd else "iteration")
+    unit = "steps" if sgd else "iterations"
+    return plots.save_animation(frames, path, comment=unit + " " + " ".join(str(int(s)) for s in steps[pick]))
 
 
 def default_run_dir(dataset: str, recipe: str, root: Path = Path("runs")) -> Path:
