@@ -409,3 +409,39 @@ def test_fifos_are_refused_not_waited_on(tmp_path, capsys):
     os.mkfifo(run / "metrics.json")
     capsys.readouterr()
     one_error(capsys, ExitCode.DATA, main(["report", str(run)]), "metrics.json", "not a regular file")
+
+
+HOSTILE_HISTORIES = ["a,b\n1,2\n", "step,train_loss\n1,2\n", "step,train_loss,train_accuracy\n1,nan,0.5\n",
+                     "step,train_loss,train_accuracy\n1,x,0.5\n", "step,train_loss,train_accuracy\n1,2\n",
+                     "step,train_loss,train_accuracy\n1,2,3,4\n", "step,train_loss,train_accuracy\n1,1e308,1\n",
+                     "step,train_loss,train_accuracy,validation_loss\n1,1,1,1\n", '"unterminated\n1']
+
+
+@pytest.mark.parametrize("text", HOSTILE_HISTORIES, ids=range(len(HOSTILE_HISTORIES)))
+def test_hostile_history_files_are_refused(tmp_path, text):
+    from mnist_softmax.report import read_history
+
+    (tmp_path / "history.csv").write_text(text)
+    with pytest.raises(DataFormatError, match="not a readable history"):
+        read_history(tmp_path / "history.csv")
+
+
+@pytest.mark.parametrize("text", ["[]", '"x"', "{", "[" * 5000, "\udcff", " " * (17 << 20)])
+def test_hostile_metrics_files_are_refused(tmp_path, text):
+    from mnist_softmax.report import read_metrics
+
+    (tmp_path / "metrics.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(DataFormatError, match="metrics"):
+        read_metrics(tmp_path / "metrics.json")
+
+
+def test_outputs_never_replace_devices_or_folders(tmp_path, capsys):
+    from mnist_softmax.files import atomic_write
+
+    for target in ("/dev/null", tmp_path):
+        with pytest.raises(OSError, match="not a regular file"):
+            with atomic_write(target) as out:
+                out.write(b"x")
+    import os
+
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")

@@ -10,6 +10,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -84,6 +85,12 @@ def atomic_write(path: str | Path) -> Iterator:
     sees half a file; an exception in the block (a failed check, say) leaves `path` as it was.
     """
     path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):  # never replace /dev/null, a FIFO...
+        raise OSError(errno.EEXIST, "exists and is not a regular file", str(path))
     clean_stale(path.parent, path.name)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=temp_suffix(), dir=path.parent)

@@ -100,11 +100,13 @@ def read_history(path: Path) -> dict[str, np.ndarray]:
         raise DataFormatError(f"{path}: not a readable history ({exc})") from None
     if not history:
         return {}
-    pairs = [name for name in ("train", "validation", "test")
-             if f"{name}_loss" in history and f"{name}_accuracy" in history]
-    if "step" not in history or not pairs or not all(np.isfinite(v).all() for v in history.values()):
-        raise DataFormatError(f"{path}: not a readable history (needs a step column, loss and accuracy columns, "
-                              f"and finite numbers)")
+    sets = ("train", "validation", "test")
+    pairs = [name for name in sets if f"{name}_loss" in history and f"{name}_accuracy" in history]
+    halves = [name for name in sets if (f"{name}_loss" in history) != (f"{name}_accuracy" in history)]
+    if ("step" not in history or not pairs or halves
+            or not all(np.isfinite(v).all() and np.abs(v).max() <= 1e9 for v in history.values())):
+        raise DataFormatError(f"{path}: not a readable history (needs a step column, loss and accuracy columns in "
+                              f"pairs, and numbers from -1e9 to 1e9)")
     return history
 
 
@@ -320,9 +322,13 @@ def build_document(model: SoftmaxModel, metrics: dict, history: dict, dataset: D
                          f"{len(dataset.spec.class_names)}")
     shape = model.preprocessing.image_shape
     features = model.features(dataset.test_images)  # (n, d)
-    proba = softmax(features @ model.coef.T + model.intercept)  # (n, k)
+    logits = features @ model.coef.T + model.intercept  # (n, k)
+    proba = softmax(logits / np.float32(model.temperature))  # calibrated (temperature 1 for older models)
     predicted = proba.argmax(axis=1)
     truth = np.asarray(dataset.test_labels).astype(int)
+    from .calibrate import ECE_BINS, expected_calibration_error
+
+    ece_before, ece_after = expected_calibration_error(softmax(logits), truth), expected_calibration_error(proba, truth)
     counts = confusion_matrix(truth, predicted, len(names))
     stats = per_class(counts)
     wrong = np.nonzero(predicted != truth)[0]
@@ -403,6 +409,11 @@ def build_document(model: SoftmaxModel, metrics: dict, history: dict, dataset: D
         _scroll(_table(["class", "precision", "recall", "F1", "support"],
                        [(names[c], f"{stats['precision'][c]:.4f}", f"{stats['recall'][c]:.4f}",
                          f"{stats['f1'][c]:.4f}", int(stats["support"][c])) for c in range(len(names))])),
+        Markup("<h2>Calibration</h2>"
+               f"<p>How far the model's confidence is from its accuracy on the test set (expected calibration error, "
+               f"{ECE_BINS} confidence bins): {100 * ece_before:.2f}% as trained, {100 * ece_after:.2f}% with its "
+               f"logits divided by the temperature {model.temperature:.3g} fitted on the validation split, which "
+               f"predict, read and the drawing page use. Predictions do not change, only how sure they are.</p>"),
         Markup("<h2>The most confident mistakes</h2>"),
         _png(plots.mistakes(features[worst], truth[worst], predicted[worst], proba[worst, predicted[worst]], names,
                             shape)) if shape and len(worst) else Markup("<p>No mistakes on the test set.</p>"),
