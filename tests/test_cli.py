@@ -72,7 +72,8 @@ def test_default_run_dir_is_fresh(tmp_path, monkeypatch, capsys):
         (["train", "--batch-size", "many"], ExitCode.USAGE, ["expected an integer, got 'many'"]),
         (["train", "--dataset", "digits", "--average", "2"], ExitCode.USAGE, ["average must be in [0, 1], got 2.0"]),
         (["train", "--steps", "5", "--epochs", "1"], ExitCode.USAGE, ["not allowed with argument"]),
-        (["train", "--dataset", "cifar"], ExitCode.USAGE, ["invalid choice: 'cifar'"]),
+        (["train", "--dataset", "cifar"], ExitCode.USAGE, ["'cifar' is neither a dataset (mnist, fashion-mnist",
+                                                           "nor a folder of IDX files"]),
         (["train", "--data-dir", "/nonexistent/folder"], ExitCode.DATA, ["data folder /nonexistent/folder does not exist"]),
         (["train", "--dataset", "digits", "--learning-rate", "1e30"], ExitCode.TRAINING,
          ["training diverged", "(now 1e+30)"]),
@@ -91,9 +92,10 @@ def test_offline_with_nothing_cached(tmp_path):
     import os
 
     env = {**os.environ, "MNIST_SOFTMAX_CACHE_DIR": str(tmp_path / "cache")}
-    result = run("train", "--offline", "--out", tmp_path / "run", env=env)
+    result = run("train", "--dataset", "kmnist", "--offline", "--out", tmp_path / "run", env=env)
     assert result.returncode == ExitCode.DATA
-    one_error_line(result, "downloads are off", "--data-dir", "--dataset digits")
+    one_error_line(result, "downloads are off", "--data-dir DIR", "data fetch --dataset kmnist", "--dataset mnist")
+    assert not (tmp_path / "run").exists()
 
 
 def test_unwritable_or_occupied_output(tmp_path):
@@ -136,7 +138,8 @@ def test_data_commands(tiny, capsys, tmp_path):
     assert main(["data", "info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     names = [d["name"] for d in info["datasets"]]
-    assert names[:3] == ["mnist", "fashion-mnist", "digits"]
+    assert names[:4] == ["mnist", "fashion-mnist", "kmnist", "qmnist"] and "emnist-letters" in names
+    assert {d["name"]: d["digest_kind"] for d in info["datasets"]}["emnist-letters"] == "archive"
     mnist = info["datasets"][0]
     assert mnist["mirrors"][0].startswith("https://") and "yann.lecun.com" in mnist["mirrors"][-1]
     assert main(["data", "info", "--dataset", "fashion-mnist"]) == 0
