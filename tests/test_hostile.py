@@ -414,7 +414,7 @@ def test_fifos_are_refused_not_waited_on(tmp_path, capsys):
 HOSTILE_HISTORIES = ["a,b\n1,2\n", "step,train_loss\n1,2\n", "step,train_loss,train_accuracy\n1,nan,0.5\n",
                      "step,train_loss,train_accuracy\n1,x,0.5\n", "step,train_loss,train_accuracy\n1,2\n",
                      "step,train_loss,train_accuracy\n1,2,3,4\n", "step,train_loss,train_accuracy\n1,1e308,1\n",
-                     "step,train_loss,train_accuracy,validation_loss\n1,1,1,1\n", '"unterminated\n1']
+                     "step,train_loss,train_accuracy,validation_loss\n1,1,1,1\n"]
 
 
 @pytest.mark.parametrize("text", HOSTILE_HISTORIES, ids=range(len(HOSTILE_HISTORIES)))
