@@ -338,3 +338,13 @@ def test_serve_clients_that_hang_up_leave_no_traceback(digits_run):
         proc.send_signal(signal.SIGINT)
         code, _, err = finished(proc, timeout=20)
     assert "Traceback" not in err and err.strip() == "", err
+
+
+def test_a_mirror_sending_too_much_is_abandoned(mirror, tmp_path, monkeypatch):
+    from mnist_softmax import download
+
+    base, spec = mirror
+    monkeypatch.setattr(download, "MAX_DOWNLOAD", 100)
+    with pytest.raises(DownloadError, match="announces .* more than the 100"):
+        fetch_file(spec.file("train_images"), [f"{base}/good/"], tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
