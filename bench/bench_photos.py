@@ -13,6 +13,8 @@ Usage: python bench/bench_photos.py [--data-dir DIR] [--n 300] [--models DEFAULT
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -31,10 +33,11 @@ from mnist_softmax.preprocess import image_for_model, load_pixels, to_model_inpu
 
 
 def predictions(model, paths, old: bool = False):
-    """Predicted labels (-1 for 'no digit found') and seconds per image."""
-    out, times = [], []
+    """Predicted labels (-1 for 'no digit found'), and seconds per image: wall-clock and this process's CPU time
+    (on a shared machine the wall clock also counts other people's work)."""
+    out, times, cpu = [], [], []
     for path in paths:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         if old:  # the pipeline without photo cleanup: Pillow's greyscale, median polarity, to_model_input
             grey, _ = load_pixels(path, photo=False)
             raw = to_model_input(1 - grey if np.median(grey) > 0.5 else grey)
@@ -42,8 +45,9 @@ def predictions(model, paths, old: bool = False):
         else:
             raw = image_for_model(path, model.preprocessing.image_shape, model.preprocessing.scale)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
         out.append(-1 if raw is None else int(model.predict(raw[None])[0]))
-    return np.array(out), np.array(times)
+    return np.array(out), (np.array(times), np.array(cpu))
 
 
 def main_bench() -> None:
@@ -92,6 +96,7 @@ def main_bench() -> None:
             font_labels.append(digit)
     font_labels = np.array(font_labels)
 
+    image_for_model(photos[0], (28, 28), 1 / 255)  # imports scipy and scikit-image once, outside the timings
     print(f"{'model':8} {'clean test':>10} {'clean, same':>11} {'photos':>7} {'no cleanup':>10} "
           f"{'fonts':>6} {'fonts photographed':>18}")
     for name, model in models.items():
@@ -107,8 +112,10 @@ def main_bench() -> None:
             line += f" {100 * np.mean(f_got == font_labels):5.1f}% {100 * np.mean(f_photo == font_labels):17.1f}%"
         print(line)
     print(f"photos {photos[0].parent}: {len(photos)} JPEGs, {len(fonts)} font files")
-    print(f"seconds per 1000-2000 px photo: median {np.median(times):.3f}, 95th percentile "
-          f"{np.percentile(times, 95):.3f}, max {times.max():.3f} (warm; the first also imports scipy/scikit-image)")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    for what, values in zip(("wall", "CPU"), times):
+        print(f"{what} seconds per 1000-2000 px photo: median {np.median(values):.3f}, 95th percentile "
+              f"{np.percentile(values, 95):.3f}, max {values.max():.3f}")
 
     big = work / "big"
     big.mkdir(exist_ok=True)
@@ -122,13 +129,23 @@ def main_bench() -> None:
             if not target.exists():
                 img.resize((int(img.width * scale), int(img.height * scale))).save(target, quality=85)
             big_paths.append(target)
-    _, big_times = predictions(models["default"], big_paths)
+    _, (big_wall, big_cpu) = predictions(models["default"], big_paths)
     tracemalloc.start()
     image_for_model(big_paths[0], (28, 28), 1 / 255)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"seconds per 4000 px photo: median {np.median(big_times):.3f}, max {big_times.max():.3f}; "
-          f"peak memory of one: {peak / 1e6:.0f} MB")
+    rss = {}
+    for name, path in (("4000 px photo", big_paths[0]), ("28x28 PNG", None)):
+        if path is None:
+            path = work / "tiny.png"
+            Image.fromarray(ds.test_images[0]).save(path)
+        code = ("import resource, sys; from mnist_softmax.preprocess import image_for_model; "
+                f"image_for_model({str(path)!r}, (28, 28), 1 / 255); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        rss[name] = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout) / 1024
+    print(f"seconds per 4000 px photo: wall median {np.median(big_wall):.3f}, max {big_wall.max():.3f}; CPU median "
+          f"{np.median(big_cpu):.3f}, max {big_cpu.max():.3f}; numpy peak of one {peak / 1e6:.0f} MB; "
+          f"process peak RSS {rss['4000 px photo']:.0f} MB (a 28x28 PNG: {rss['28x28 PNG']:.0f} MB)")
 
 
 if __name__ == "__main__":
