@@ -272,6 +272,7 @@ def test_unwritable_places_are_found_before_work(digits_run, tmp_path, capsys):
 @pytest.fixture
 def server(digits_run, monkeypatch):
     monkeypatch.setattr(app, "IDLE_TIMEOUT", 0.5)
+    monkeypatch.setattr(app, "CONNECTION_DEADLINE", 1.5)
     httpd = app.make_server(load_model(digits_run / "model.npz"))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield httpd.server_address[1]
@@ -348,3 +349,30 @@ def test_a_mirror_sending_too_much_is_abandoned(mirror, tmp_path, monkeypatch):
     with pytest.raises(DownloadError, match="announces .* more than the 100"):
         fetch_file(spec.file("train_images"), [f"{base}/good/"], tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_serve_cuts_a_client_that_trickles_its_request(server):
+    port = server
+    s = socket.create_connection(("127.0.0.1", port))
+    started = time.monotonic()
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Slow: " % port + b"a" * 100
+    cut = False
+    for byte in request:  # one byte every 0.2 s: never silent for the idle timeout
+        try:
+            s.sendall(bytes([byte]))
+        except OSError:
+            cut = True
+            break
+        time.sleep(0.2)
+        s.setblocking(False)
+        try:
+            cut = s.recv(1) == b""
+        except BlockingIOError:
+            pass
+        except OSError:
+            cut = True
+        s.setblocking(True)
+        if cut:
+            break
+    s.close()
+    assert cut and time.monotonic() - started < 5

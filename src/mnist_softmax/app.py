@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.server
+import socket
 import sys
 import threading
 from importlib import resources
@@ -19,6 +20,7 @@ from .model import SoftmaxModel
 from .preprocess import convention_of
 
 IDLE_TIMEOUT = 10.0  # seconds a client connection may stay silent before the server drops it
+CONNECTION_DEADLINE = 60.0  # seconds any one connection may last, however it trickles
 MAX_CLIENTS = 64  # connections served at once (threads); more wait in the listen queue
 
 # What the page asks you to draw, by dataset; a model of digit classes asks for a digit, anything else for something.
@@ -47,6 +49,7 @@ def build_document(model: SoftmaxModel) -> Page:
         "class_names": [str(n) for n in model.class_names],
         "shape": list(shape),
         "deskew": model.preprocessing.deskew,
+        "temperature": model.temperature,  # calibration: probabilities are softmax(logits / temperature)
         "convention": convention_of(model),  # how a drawing becomes the model's input (preprocess.py)
         "subject": subject(model),
     }
@@ -123,6 +126,23 @@ def make_server(model: SoftmaxModel, port: int = 0) -> http.server.ThreadingHTTP
 
     class Handler(http.server.BaseHTTPRequestHandler):
         timeout = IDLE_TIMEOUT  # seconds a connection may stay silent
+
+        def setup(self):
+            super().setup()
+            # A client trickling a byte now and then is never silent for long: cut every connection at a deadline.
+            self._deadline = threading.Timer(CONNECTION_DEADLINE, self._expire)
+            self._deadline.daemon = True
+            self._deadline.start()
+
+        def _expire(self):
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        def finish(self):
+            self._deadline.cancel()
+            super().finish()
 
         def end_headers(self):
             self.send_header("Content-Security-Policy", page.header_csp)
