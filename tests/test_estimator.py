@@ -41,7 +41,8 @@ def test_fit_predict_and_attributes(digits):
     np.testing.assert_array_equal(clf.predict(X_test), clf.classes_[proba.argmax(1)])
     h = clf.history_
     assert set(h) == {"step", "epoch", "train_loss", "train_accuracy", "validation_loss", "validation_accuracy"}
-    assert h["epoch"][0] == 0 and h["epoch"][-1] == clf.n_epochs_ and np.all(np.diff(h["epoch"])[:-1] == 1)
+    assert h["epoch"][0] == 0 and h["epoch"][-1] == clf.n_epochs_
+    assert len(h["step"]) >= 20 and np.ptp(np.diff(h["step"])) <= 1  # about 24 evenly spaced record points
     assert clf.n_iter_ == RECIPES["default"].min_steps > 100  # small data: the default recipe's floor on steps
     assert h["train_loss"][-1] < h["train_loss"][0] and h["validation_accuracy"][-1] > 0.9
 

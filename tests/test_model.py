@@ -241,3 +241,20 @@ def test_default_recipe_records_enough_points_and_snapshots():
     np.testing.assert_array_equal(coefs[-1], sol.coef)  # the last snapshot is the model, as the plain model
     np.testing.assert_allclose(intercepts[-1], sol.intercept, rtol=1e-6, atol=1e-6)
     assert not coefs[0].any()  # the zero start
+
+
+def test_preconditioned_first_step_scales_each_feature():
+    """With `precondition`, each feature's SGD step is divided by its variance (plus a floor): one step by hand."""
+    from mnist_softmax.solvers import spread_sample, step_scales
+
+    X, y = problem(n=640)
+    X[:, 3] *= 0.05  # a feature that varies little: its steps must be the largest
+    recipe = get_recipe("default").with_overrides(steps=1, average=0.0, precondition=0.3, smooth=0.0)
+    sol = solve(X, y, 4, recipe, np.random.default_rng(0))
+    mu = spread_sample(X.astype(np.float32), 4096).mean(axis=0, dtype=np.float64).astype(np.float32)
+    D = step_scales(X.astype(np.float32), mu, 0.3)
+    assert D.min() == pytest.approx(1) and D.argmax() == 3
+    rows = np.sort(np.random.default_rng(0).permutation(len(y))[: recipe.batch_size])
+    _, gW, _ = loss_and_grad(np.zeros((4, 12)), np.zeros(4), X[rows].astype(np.float32), y[rows], recipe.l2, mu)
+    np.testing.assert_allclose(sol.coef, -sol.learning_rate * D * gW, rtol=1e-4, atol=1e-7)
+    assert step_scales(X, mu, 0.0) is None

@@ -9,8 +9,8 @@ centred inputs. Its Hessian applied to a direction (V, c) costs one pass over th
 
 Each Newton step solves H p = -g by conjugate gradients, preconditioned by a Kronecker approximation of the
 Hessian, E[S] (x) E_w[x x^T] (S = diag(p) - p p^T, each row's x x^T weighted by its trace of S), which takes care of
-the pixels' very different scales. The passes run in float32 (the data's type) on one BLAS thread (two threads
-gain less than 2x on an idle machine and lose 10x on a busy one, see threads.py); the iterate, the directions
+the pixels' very different scales. The passes run in float32 (the data's type), on every core only while the
+machine is otherwise idle (two threads lose up to 10x on a busy one, see threads.py); the iterate, the directions
 and all sums are float64, so the optimum is as exact as a float64 solver's while each pass reads half the bytes.
 A short SGD run gives the start, a few hundred times closer to the optimum than zero.
 """
@@ -24,10 +24,11 @@ import numpy as np
 
 from .model import smoothness
 from .recipes import Recipe
-from .threads import blas_threads
+from .threads import blas_threads, pass_threads
 
 _PRECONDITIONER_ROWS = 4096
 _MAX_CG = 100
+FORCING = 0.1  # CG stops at this relative residual (or sqrt of the gradient's norm, when smaller)
 _TRACE = None  # a list to append (objective, step length) to, for benchmarks
 
 
@@ -147,19 +148,19 @@ def newton_cg(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record
     record(0, 0.0, np.zeros((k, X.shape[1]), np.float32), np.zeros(k, np.float32))
     start = dataclasses.replace(
         recipe, solver="sgd", learning_rate=2.0, momentum=0.9, batch_size=256, epochs=2, steps=None, min_steps=200,
-        average=0.5, lr_cap=10.0, schedule="constant",
+        average=0.5, lr_cap=10.0, schedule="constant", precondition=0.3,
     )
     W32, b32, _, _ = sgd(X, y, k, start, rng, mu, lambda *args: None, grid)
     W, b = W32.astype(np.float64), b32.astype(np.float64)  # b of the centred parametrisation, as sgd returns it
     problem = _Problem(X, y, k, recipe.l2, recipe.smooth, grid, mu)
     max_steps = recipe.steps or max(1, math.ceil(recipe.epochs))
     steps = 0
-    with blas_threads(1):
+    with blas_threads(pass_threads()):
         f, gW, gb = problem.gradient(W, b)
         precondition = _Preconditioner(problem)
         while steps < max_steps and max(np.abs(gW).max(), np.abs(gb).max()) >= recipe.tol:
             norm = math.sqrt(np.vdot(gW, gW) + np.vdot(gb, gb))
-            pW, pb, _ = _cg(problem, precondition, gW, gb, min(0.1, math.sqrt(norm)))
+            pW, pb, _ = _cg(problem, precondition, gW, gb, min(FORCING, math.sqrt(norm)))
             slope = np.vdot(gW, pW) + np.vdot(gb, pb)
             alpha = 1.0
             while alpha > 1e-8:  # Armijo backtracking; the full Newton step is nearly always taken

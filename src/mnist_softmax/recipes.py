@@ -19,6 +19,7 @@ def _is_int(value) -> bool:
 
 _NUMBERS = (
     "learning_rate", "momentum", "batch_size", "epochs", "steps", "min_steps", "l2", "smooth", "lr_cap", "average", "tol",
+    "precondition",
 )
 
 
@@ -37,6 +38,7 @@ class Recipe:
     l2: float = 0.0  # objective = mean cross-entropy + (l2 / 2) ||W||^2 ...
     smooth: float = 0.0  # ... + (smooth / 2) sum_c ||grad W_c||^2: neighbouring weights of each class image agree
     center: bool = False  # optimise on centred inputs (same model, better conditioned)
+    precondition: float = 0.0  # > 0: SGD steps per feature / (its variance + this x the mean variance); same optimum
     lr_cap: float = 0.0  # > 0: rate at most lr_cap / top eigenvalue of E[x x^T] (centred with `center`): any scale trains
     record: str | int = "epoch"  # record the curves every "step", every "epoch", or at N evenly spaced steps
     test_curves: bool = False  # also record test-set curves (the tutorial does; model selection must not)
@@ -72,6 +74,7 @@ class Recipe:
             ("min_steps", _is_int(self.min_steps) and self.min_steps >= 0, "an integer >= 0"),
             ("l2", self.l2 >= 0, ">= 0"),
             ("smooth", self.smooth >= 0, ">= 0"),
+            ("precondition", self.precondition >= 0, ">= 0"),
             ("lr_cap", self.lr_cap >= 0, ">= 0"),
             ("average", 0 <= self.average <= 1, "in [0, 1]"),
             ("tol", self.tol > 0, "> 0"),
@@ -97,7 +100,7 @@ RECIPES = {
         Recipe("tutorial", learning_rate=0.5, batch_size=100, steps=1000, record="step", test_curves=True),
         Recipe(
             "default", learning_rate=2.0, momentum=0.9, batch_size=256, epochs=3, min_steps=600, average=0.5,
-            l2=5e-5, smooth=1e-4, center=True, lr_cap=10.0, record=24,
+            l2=1e-5, smooth=1e-4, center=True, precondition=0.3, lr_cap=10.0, record=24,
         ),
         Recipe("optimal", solver="newton", steps=1000, l2=1e-4, center=True, record="step"),
     )
