@@ -1,6 +1,7 @@
 """train's figures, the HTML report in a real browser, and predict on people's own images."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -152,14 +153,17 @@ def test_predict_many_files_with_failures(digits_run, tmp_path, capsys):
                  "--show-input", str(tmp_path / "ex")])
     captured = capsys.readouterr()
     assert code == ExitCode.PARTIAL
-    lines = [json.loads(line) for line in captured.out.splitlines()]
-    assert [row["path"] for row in lines] == [str(folder / "one.png")]
-    assert set(lines[0]) >= {"path", "prediction", "probabilities"}
-    assert sum(lines[0]["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    rows = {Path(row["path"]).name: row for row in map(json.loads, captured.out.splitlines())}
+    assert sorted(rows) == ["blank.png", "broken.jpg", "one.png"]  # one row per input, failures included
+    one = rows["one.png"]
+    assert set(one) >= {"path", "prediction", "probabilities"} and one["prediction"] is not None
+    assert sum(one["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert rows["blank.png"]["prediction"] is None and rows["blank.png"]["refusal"] == "blank"  # a result
+    assert "blank" in rows["blank.png"]["reason"]
+    broken = rows["broken.jpg"]
+    assert broken["prediction"] is None and ("cannot decode" in broken["error"] or "not an image" in broken["error"])
     errors = captured.err.strip().splitlines()
-    assert len(errors) == 2
-    assert any("blank.png: no digit found" in e for e in errors)
-    assert any("broken.jpg: cannot decode" in e or "broken.jpg: not an image" in e for e in errors)
+    assert len(errors) == 1 and "broken.jpg" in errors[0]
     assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == ["one.evidence.png", "one.input.png"]
 
 
@@ -216,7 +220,8 @@ def test_deskew_reaches_its_target_on_mnist(mnist_dir, tmp_path):
 
 @pytest.mark.parametrize("deskew", [False, True])
 def test_predict_on_photographed_mnist_digits(mnist_dir, tmp_path, deskew, capsys):
-    """MNIST test digits as people's photos (dark on light, 4-10x larger, off-centre, JPEG/PNG, grey/RGB, noisy)."""
+    """MNIST test digits as realistic phone photos (tests/photos.py: ink colours, pens, ruled and squared paper,
+    shadows, rotation, perspective, JPEG, stray marks): within the issue's 5 points of the clean digits."""
     out = tmp_path / "run"
     args = ["train", "--data-dir", str(mnist_dir), "--out", str(out), "-q", "--no-plots"] + (["--deskew"] * deskew)
     assert main(args) == 0
@@ -230,7 +235,7 @@ def test_predict_on_photographed_mnist_digits(mnist_dir, tmp_path, deskew, capsy
     assert len(predicted) == len(index)
     photo_accuracy = np.mean(np.array(predicted) == ds.test_labels[index])
     clean_accuracy = model.score(ds.test_images[index], ds.test_labels[index])
-    assert photo_accuracy >= clean_accuracy - 0.03, (photo_accuracy, clean_accuracy)
+    assert photo_accuracy >= clean_accuracy - 0.05, (photo_accuracy, clean_accuracy)
 
 
 def test_predict_with_an_unwritable_explain_folder(digits_run, tmp_path, capsys):

@@ -184,20 +184,30 @@ def cmd_evaluate(args) -> int:
     k = len(model.classes)
     if k != len(dataset.spec.class_names):
         raise UsageError(f"the model has {k} classes, {name} has {len(dataset.spec.class_names)}")
-    pred = np.argmax(model.logits(images), axis=1)
+    logits = model.logits(images)
+    pred = np.argmax(logits, axis=1)
     confusion = confusion_matrix(labels, pred, k)
     stats = per_class(confusion)
     accuracy = float(np.trace(confusion) / confusion.sum())
     names = list(dataset.spec.class_names)
+    from .calibrate import ECE_BINS, expected_calibration_error
+    from .model import softmax
+
+    ece = {"bins": ECE_BINS, "temperature": model.temperature,
+           "before": round(expected_calibration_error(softmax(logits), labels), 6),
+           "after": round(expected_calibration_error(softmax(logits / np.float32(model.temperature)), labels), 6)}
     if args.json:
         print(json.dumps({
             "model": str(args.model), "dataset": name, "split": args.split, "n": int(confusion.sum()),
-            "accuracy": round(accuracy, 6), "class_names": names,
+            "accuracy": round(accuracy, 6), "ece": ece, "class_names": names,
             "per_class": {key: [round(float(v), 6) for v in values] for key, values in stats.items()},
             "confusion": confusion.tolist(),
         }))
         return ExitCode.OK
-    print(f"{name} {args.split} split: {int(confusion.sum()):,} images, accuracy {100 * accuracy:.2f}%\n")
+    print(f"{name} {args.split} split: {int(confusion.sum()):,} images, accuracy {100 * accuracy:.2f}%")
+    calibrated = (f"after calibration (temperature {model.temperature:.3g}) {100 * ece['after']:.2f}%"
+                  if model.temperature != 1.0 else "(the model has no calibration temperature)")
+    print(f"expected calibration error ({ECE_BINS} bins): {100 * ece['before']:.2f}% {calibrated}\n")
     width = max(len(n) for n in names)
     print(f"{'class':<{width}}  precision  recall     f1  support")
     for i, n in enumerate(names):
@@ -273,12 +283,17 @@ def cmd_predict(args) -> int:
 
     Each image is made MNIST-like first: greyscale, background removed, cropped to the ink, fitted into 20x20 and
     centred by its centre of mass in 28x28 (then the model's own deskewing, if it was trained with it).
+    What is not one digit is not answered, and the line says why: a blank or nearly blank image, several digits
+    side by side, or a shape unlike every digit the model was trained on (a letter, a scribble). Probabilities are
+    calibrated (the logits divided by the temperature fitted on the validation split).
     """
+    import numpy as np
+
     from .errors import MnistSoftmaxError, OutputError
     from .explain import top_classes
     from .model import softmax
     from .modelfile import load_model
-    from .preprocess import convention_of, image_for_model
+    from .reading import one_digit
 
     model = load_model(args.model)
     shape = model.preprocessing.image_shape
@@ -300,26 +315,32 @@ def cmd_predict(args) -> int:
     failed = 0
     for path in files:
         try:
-            raw = image_for_model(path, shape, model.preprocessing.scale, convention_of(model))
-            if raw is None:
-                raise MnistSoftmaxError(f"{path}: no digit found (the image is blank or has too little contrast)")
-            features = model.features(raw[None])  # (1, d): preprocessed once, used for all that follows
-            proba = softmax(features @ model.coef.T + model.intercept)[0]
-            order = top_classes(proba[None], len(proba))[0]
+            found = one_digit(model, path)  # the model's input, or why this is not one digit (reading.py)
+            raw = found.raw
+            row = {"path": str(path), "prediction": None, "class_name": None}
+            if raw is not None:
+                features = model.features(raw[None])  # (1, d): preprocessed once, used for all that follows
+                proba = softmax((features @ model.coef.T + model.intercept) / np.float32(model.temperature))[0]
+                order = top_classes(proba[None], len(proba))[0]
+                row["probabilities"] = {names[i]: round(float(proba[i]), 6) for i in range(len(names))}
+            if found.novelty is not None:
+                row["novelty"] = round(found.novelty, 4)  # refusal score / threshold: above 1 is refused
+            if found.refusal:
+                row.update(refusal=found.refusal, reason=found.reason)
+            else:
+                row.update(prediction=model.classes.tolist()[order[0]], class_name=names[order[0]])
             if args.json:
-                print(json.dumps({
-                    "path": str(path), "prediction": model.classes.tolist()[order[0]],
-                    "class_name": names[order[0]],
-                    "probabilities": {names[i]: round(float(proba[i]), 6) for i in range(len(names))},
-                }))
+                print(json.dumps(row))
+            elif found.refusal:
+                print(printable(f"{path}: not answered: {found.reason}"))
             else:
                 top = ", ".join(f"{names[i]} ({100 * proba[i]:.1f}%)" for i in order[: args.top])
                 print(printable(f"{path}: {top}"))
-            if args.explain or args.show_input:
+            if raw is not None and (args.explain or args.show_input):
                 from . import plots
 
                 stem = stems[path]
-                if args.explain:
+                if args.explain and not found.refusal:
                     plots.save(plots.evidence(features[0], model.coef, model.intercept, proba, names, shape),
                                Path(args.explain) / f"{stem}.evidence.png")
                 if args.show_input:  # the model's input as an image file: predict on it gives the same answer
@@ -329,6 +350,73 @@ def cmd_predict(args) -> int:
                                    Path(args.show_input) / f"{stem}.input-figure.png")
         except MnistSoftmaxError as exc:
             failed += 1
+            if args.json:  # every input gets its row, so a script can account for all of them
+                print(json.dumps({"path": str(path), "prediction": None, "error": str(exc)}))
+            print(printable(f"error: {exc}"), file=sys.stderr)
+    if failed:
+        return ExitCode.PARTIAL if failed < len(files) else ExitCode.DATA
+    return ExitCode.OK
+
+
+def cmd_read(args) -> int:
+    """Read a written number: the digits found on a line, left to right, each with its confidence.
+
+    The ink is cleaned as predict cleans it, cut into strokes, and the strokes grouped into digits (strokes above
+    one another are one digit, side by side are two; specks and stray marks are dropped, touching digits split);
+    each digit then goes through predict's pipeline and the model.
+    """
+    import numpy as np
+
+    from .errors import MnistSoftmaxError, OutputError
+    from .modelfile import load_model
+    from .reading import read_number
+
+    model = load_model(args.model)
+    shape = model.preprocessing.image_shape
+    if not shape:
+        raise UsageError("this model was not trained on images, so it cannot read image files")
+    files = _image_files(args.files)
+    if not files:
+        raise UsageError("no image files given (folders are searched for .png, .jpg, .bmp, .gif, .tif, .webp)")
+    if args.explain:
+        try:
+            Path(args.explain).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {args.explain}: {exc.strerror or exc}") from None
+    names = [str(n) for n in model.class_names]
+    labels = model.classes.tolist()
+    stems = _figure_stems(files)
+    failed = 0
+    for path in files:
+        try:
+            ink, digits = read_number(model, path)
+            text = "".join(names[d.index] for d in digits)
+            if args.json:
+                print(json.dumps({"path": str(path), "text": text, "digits": [
+                    {"box": {"top": d.box[0], "left": d.box[1], "bottom": d.box[2], "right": d.box[3]},
+                     "prediction": labels[d.index], "confidence": round(float(d.probabilities[d.index]), 6),
+                     "probabilities": {names[i]: round(float(p), 6) for i, p in enumerate(d.probabilities)},
+                     **({"novelty": round(d.novelty, 4)} if d.novelty is not None else {})} for d in digits]}))
+            elif digits:
+                each = " ".join(f"{names[d.index]} ({100 * d.probabilities[d.index]:.0f}%)" for d in digits)
+                print(printable(f"{path}: {text}   {each}"))
+            else:
+                print(printable(f"{path}: no digits found"))
+            if args.explain:
+                from . import plots
+                from .preprocess import load_pixels
+
+                photo, _ = load_pixels(path, photo=True)
+                inputs = np.stack([d.raw * model.preprocessing.scale for d in digits]) if digits else None
+                features = model.features(np.stack([d.raw for d in digits])) if digits else None
+                original = (ink.ink.shape[0] * ink.scale[0], ink.ink.shape[1] * ink.scale[1])
+                plots.save(plots.read_figure(photo, original, [d.box for d in digits], inputs, features, model.coef,
+                                             [d.index for d in digits], [d.probabilities for d in digits], names),
+                           Path(args.explain) / f"{stems[path]}.read.png")
+        except MnistSoftmaxError as exc:
+            failed += 1
+            if args.json:
+                print(json.dumps({"path": str(path), "text": None, "digits": [], "error": str(exc)}))
             print(printable(f"error: {exc}"), file=sys.stderr)
     if failed:
         return ExitCode.PARTIAL if failed < len(files) else ExitCode.DATA
@@ -577,6 +665,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-figure", action="store_true",
                    help="with --show-input, also DIR/NAME.input-figure.png: what the model sees, enlarged")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("read", parents=[common], help=cmd_read.__doc__.splitlines()[0], description=cmd_read.__doc__,
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
+    p.add_argument("files", metavar="FILE_OR_DIR", nargs="+", help="image files, or folders of them")
+    p.add_argument("--explain", metavar="DIR",
+                   help="write each image's figure (the photo, the digits found, what the model saw and its evidence) "
+                        "to DIR/NAME.read.png")
+    p.set_defaults(func=cmd_read)
 
     p = sub.add_parser("app", parents=[common], help=cmd_app.__doc__.splitlines()[0], description=cmd_app.__doc__,
                        epilog=EPILOG)

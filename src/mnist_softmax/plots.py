@@ -364,3 +364,36 @@ def save_animation(frames: list, path: str | Path, *, frame_seconds: float = 0.1
         frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
                        optimize=False, comment=comment.encode())
     return path
+
+
+def read_figure(photo: np.ndarray, original_shape, boxes, inputs, features, coef: np.ndarray, predicted,
+                probabilities, class_names) -> Figure:
+    """How `read` read a number: the photo (h, w[, 3]) with each digit's box (top, left, bottom, right in the
+    original image's pixels, of `original_shape`), and per digit the input the model saw (inputs (n, h, w)) and
+    the evidence w_c * x for the class it chose (features (n, d)), titled with that class and its probability."""
+    from matplotlib.patches import Rectangle
+
+    names = labels(class_names)
+    n = 0 if inputs is None else len(inputs)
+    cols = max(n, 1)
+    fig = plt.figure(figsize=(max(6.0, 1.6 * cols), 3.2 + 3.4))
+    grid = fig.add_gridspec(3, cols, height_ratios=[3.2, 1.6, 1.6], hspace=0.35)
+    ax = fig.add_subplot(grid[0, :])
+    ax.imshow(photo, cmap="gray" if photo.ndim == 2 else None)
+    fy, fx = photo.shape[0] / original_shape[0], photo.shape[1] / original_shape[1]
+    for i, (top, left, bottom, right) in enumerate(boxes):
+        ax.add_patch(Rectangle((left * fx, top * fy), (right - left) * fx, (bottom - top) * fy, fill=False,
+                               edgecolor="tab:orange", linewidth=2))
+        ax.text(left * fx, top * fy, names[predicted[i]], color="tab:orange", fontsize=12, va="bottom")
+    text = "".join(names[i] for i in predicted) if n else "no digits found"
+    ax.set(xticks=[], yticks=[], title=f"read: {text}")
+    if n:
+        limit = float(max(np.abs(features[i] * coef[predicted[i]]).max() for i in range(n))) or 1.0
+        for i in range(n):
+            a = fig.add_subplot(grid[1, i])
+            a.imshow(inputs[i], cmap=INK, vmin=0, vmax=max(1.0, float(inputs[i].max())), interpolation="nearest")
+            a.set(xticks=[], yticks=[])
+            a.set_title(f"{names[predicted[i]]} ({percent(probabilities[i][predicted[i]])})", fontsize=9)
+            _signed(fig.add_subplot(grid[2, i]), (features[i] * coef[predicted[i]]).reshape(inputs[i].shape), limit,
+                    "evidence" if i == 0 else None)
+    return fig

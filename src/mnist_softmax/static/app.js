@@ -224,8 +224,8 @@
       for (let i = 0; i < D; i++) s += coef[off + i] * x[i];
       logits[c] = s;
     }
-    const top = Math.max(...logits);
-    const e = logits.map(z => Math.exp(z - top));
+    const top = Math.max(...logits), T = M.temperature || 1;  // calibrated: softmax(logits / T), as predict_proba
+    const e = logits.map(z => Math.exp((z - top) / T));
     const sum = e.reduce((a, b) => a + b, 0);
     return { features: x, logits, probabilities: e.map(v => v / sum) };
   }

@@ -1,0 +1,174 @@
+"""Finding the digits of a written number: ink grouped into digits, left to right.
+
+The ink of a line (ink bright, background 0, as preprocess.read_image returns it) is cut into connected strokes.
+Specks and marks much smaller than the line's digits are dropped, and so are marks off the line. Strokes that lie
+mostly above one another belong to one digit (a 5's separate bar, a 7 written with a gap, a 4 in two strokes);
+strokes side by side are separate digits. A group much wider than a digit is tall is two or more digits touching:
+it is cut where its vertical projection (the ink in each column) is thinnest, near where even spacing would cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SPECK = 0.04  # strokes with less ink than this share of the largest are specks or dirt
+SHORT = 0.35  # marks less tall than this share of the line's digit height are not digits (unless part of one)
+OVERLAP = 0.3  # strokes overlapping horizontally by this share of the narrower are one digit
+PIECE = 0.6  # a group less tall than this share of the digit height is part of a digit if one is near
+REACH = 0.15  # ... within this share of the digit height
+TOUCH = 0.05  # neighbours closer than this share of the digit height ...
+NARROW = 0.75  # ... and together narrower than this share of it are one broken digit
+LINE = 2.5  # strokes longer than this many digit heights are lines (rulings, margins, edges), not ink of digits
+WIDE = 1.15  # a group wider than this times the digit height holds more than one digit
+DIGIT_WIDTH = 0.7  # a typical digit's width / height, for guessing how many digits a wide group holds
+
+
+@dataclass
+class Digit:
+    """One digit found on the line: its box (top, left, bottom, right; bottom and right exclusive) in the ink
+    image's pixels, and its ink alone (the box's pixels that belong to it, others 0)."""
+
+    box: tuple[int, int, int, int]
+    ink: np.ndarray  # (bottom - top, right - left) float32
+
+
+def ink_mask(ink: np.ndarray) -> np.ndarray:
+    """Where the ink is: above 30% of the contrast over the median (the background), as to_model_input's floor."""
+    ink = np.asarray(ink, np.float32)
+    background = float(np.median(ink))
+    contrast = float(ink.max()) - background
+    if contrast < 0.15:
+        return np.zeros(ink.shape, bool)
+    return ink > background + 0.3 * contrast
+
+
+def _strokes(mask: np.ndarray, ink: np.ndarray):
+    """Connected strokes: labels (H, W) and per stroke (top, left, bottom, right) boxes and ink masses."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if not n:
+        return labels, np.zeros((0, 4), int), np.zeros(0)
+    boxes = np.array([(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in ndimage.find_objects(labels)])
+    mass = ndimage.sum_labels(np.where(mask, ink, 0), labels, np.arange(1, n + 1))
+    return labels, boxes, np.asarray(mass, float)
+
+
+def _overlap(a, b) -> float:
+    """Horizontal overlap of boxes a and b as a share of the narrower one's width."""
+    inter = min(a[3], b[3]) - max(a[1], b[1])
+    return max(0, inter) / max(1, min(a[3] - a[1], b[3] - b[1]))
+
+
+def _groups(boxes: np.ndarray, keep: np.ndarray) -> list[list[int]]:
+    """Indices of kept strokes grouped into digits (strokes overlapping horizontally), left to right."""
+    order = [i for i in np.argsort(boxes[:, 1], kind="stable") if keep[i]]
+    groups: list[list[int]] = []
+    spans: list[list[int]] = []  # each group's box
+    for i in order:
+        b = boxes[i]
+        best, share = None, OVERLAP
+        for g, span in enumerate(spans):
+            s = _overlap(span, b)
+            if s >= share:
+                best, share = g, s
+        if best is None:
+            groups.append([i])
+            spans.append(list(b))
+        else:
+            groups[best].append(i)
+            span = spans[best]
+            spans[best] = [min(span[0], b[0]), min(span[1], b[1]), max(span[2], b[2]), max(span[3], b[3])]
+    order = np.argsort([s[1] for s in spans], kind="stable")
+    return [groups[g] for g in order]
+
+
+def _cuts(column_ink: np.ndarray, n: int) -> list[int]:
+    """n - 1 columns at which to cut a group of n touching digits: the thinnest column of the projection within
+    a third of a digit's width of each evenly spaced cut."""
+    width = len(column_ink)
+    step = width / n
+    cuts = []
+    for j in range(1, n):
+        lo, hi = int(j * step - step / 3), int(j * step + step / 3) + 1
+        lo, hi = max(lo, 1), min(hi, width - 1)
+        cuts.append(lo + int(np.argmin(column_ink[lo:hi])) if hi > lo else int(j * step))
+    return cuts
+
+
+def _merge_pieces(groups, spans, line_height):
+    """Short groups (a 5's bar, the top of a 7 written with a gap) joined to the neighbour they nearly touch."""
+    i = 0
+    while i + 1 < len(groups):  # neighbours that touch and together are no wider than one digit: a broken digit
+        a, b = spans[i], spans[i + 1]
+        if b[1] - a[3] <= TOUCH * line_height and max(a[3], b[3]) - min(a[1], b[1]) <= NARROW * line_height:
+            groups[i] = groups[i] + groups[i + 1]
+            spans[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+            del groups[i + 1], spans[i + 1]
+        else:
+            i += 1
+    i = 0
+    while i < len(groups):
+        t, l, b, r = spans[i]
+        if b - t < PIECE * line_height and len(groups) > 1:
+            gaps = [(max(spans[j][1] - r, l - spans[j][3]), j) for j in (i - 1, i + 1) if 0 <= j < len(groups)]
+            gap, j = min(gaps)
+            if gap <= REACH * line_height:
+                groups[j] = groups[j] + groups[i]
+                u = spans[j]
+                spans[j] = [min(u[0], t), min(u[1], l), max(u[2], b), max(u[3], r)]
+                del groups[i], spans[i]
+                i = 0
+                continue
+        i += 1
+    return groups, spans
+
+
+def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
+    """The digits written on a line in `ink` (H, W), ink bright, left to right (see the module docstring).
+
+    With `split` False a group is never cut (for counting how many separate digits an image holds)."""
+    ink = np.asarray(ink, np.float32)
+    mask = ink_mask(ink)
+    labels, boxes, mass = _strokes(mask, ink)
+    if not len(mass):
+        return []
+    keep = mass >= SPECK * mass.max()
+    heights, widths = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    tall = keep & (mass >= 0.15 * mass[keep].max())
+    line_height = float(np.median(heights[tall]))
+    # long straight lines the cleanup left (a margin, the sheet's edge) are far longer than a digit is tall
+    keep &= (heights <= LINE * line_height) & (widths <= LINE * line_height)
+    if not keep.any():
+        return []
+    tall &= keep
+    if tall.any():
+        line_height = float(np.percentile(heights[tall], 75))
+        centre = float(np.median((boxes[tall, 0] + boxes[tall, 2]) / 2))
+    else:
+        centre = float(np.median((boxes[keep, 0] + boxes[keep, 2]) / 2))
+    groups = _groups(boxes, keep)
+    spans = [[boxes[g, 0].min(), boxes[g, 1].min(), boxes[g, 2].max(), boxes[g, 3].max()] for g in groups]
+    groups, spans = _merge_pieces(groups, spans, line_height)
+    digits = []
+    for group, (top, left, bottom, right) in zip(groups, spans):
+        height = bottom - top
+        off_line = abs((top + bottom) / 2 - centre) > line_height
+        if height < SHORT * line_height or (off_line and height < 0.8 * line_height):
+            continue  # a dot, dirt, a short stray stroke, or a mark off the line
+        members = np.isin(labels[top:bottom, left:right], np.asarray(group) + 1)
+        piece = np.where(members, ink[top:bottom, left:right], 0).astype(np.float32)
+        n = int(round((right - left) / (DIGIT_WIDTH * max(height, line_height))))
+        if split and (right - left) > WIDE * max(height, line_height) and n >= 2:
+            edges = [0, *_cuts(piece.sum(axis=0), n), right - left]
+            for a, b in zip(edges[:-1], edges[1:]):
+                part = piece[:, a:b]
+                rows = np.flatnonzero(part.any(axis=1))
+                if len(rows):
+                    digits.append(Digit((int(top + rows[0]), int(left + a), int(top + rows[-1] + 1), int(left + b)),
+                                        part[rows[0] : rows[-1] + 1]))
+        else:
+            digits.append(Digit((int(top), int(left), int(bottom), int(right)), piece))
+    return digits
