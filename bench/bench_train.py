@@ -61,9 +61,11 @@ OPTIMUM_SCRIPT = textwrap.dedent(
     which, data_dir, l2 = sys.argv[1], sys.argv[2], 1e-4
     ds = load_dataset("mnist", data_dir)
     X8, y = ds.train_images[:55000].reshape(55000, -1), np.asarray(ds.train_labels[:55000])
+    trace = []
     start = time.perf_counter()
     if which == "ours":
-        from mnist_softmax import SoftmaxClassifier
+        from mnist_softmax import SoftmaxClassifier, newton
+        newton._TRACE = trace  # (objective, time) after each Newton step
         X = X8.astype(np.float32) / np.float32(255)
         clf = SoftmaxClassifier("optimal", l2=l2, random_state=0).fit(X, y)
     else:
@@ -75,7 +77,8 @@ OPTIMUM_SCRIPT = textwrap.dedent(
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     f = loss_and_grad(clf.coef_.astype(np.float64), clf.intercept_.astype(np.float64), X8 / 255.0, y, l2)[0]
-    print(json.dumps({"seconds": seconds, "objective": f, "peak_mb": peak}))
+    print(json.dumps({"seconds": seconds, "objective": f, "peak_mb": peak,
+                      "trace": [(value, t - start) for value, t in trace]}))
     """
 )
 
@@ -250,15 +253,22 @@ def main():
             out = subprocess.run([sys.executable, "-c", OPTIMUM_SCRIPT, which, args.data_dir, *extra],
                                  check=True, capture_output=True, text=True).stdout
             results[name] = json.loads(out.splitlines()[-1])
-        o = {k: float(np.median([results["ours"][k], results["ours again"][k]])) for k in results["ours"]}
         sk = results["sklearn"]
-        print(f"  optimal recipe (Newton-CG)                 {o['seconds']:7.2f} s   objective {o['objective']:.9f}   "
-              f"peak {o['peak_mb']:.0f} MB")
+        # our time to reach scikit-learn's final objective: the first Newton step at or below it (the objective
+        # the passes compute is float32-accurate, so "at" allows 1e-9 relative)
+        reach = [min([t for value, t in r["trace"] if value <= sk["objective"] * (1 + 1e-9)], default=r["seconds"])
+                 for r in (results["ours"], results["ours again"])]
+        o = {k: float(np.median([results["ours"][k], results["ours again"][k]]))
+             for k in ("seconds", "objective", "peak_mb")}
+        o["reach_seconds"] = float(np.median(reach))
         print(f"  LogisticRegression(max_iter=1000)          {sk['seconds']:7.2f} s   objective {sk['objective']:.9f}   "
               f"peak {sk['peak_mb']:.0f} MB")
-        print(f"  ours is {sk['seconds'] / o['seconds']:.1f}x faster, objective {'lower or equal' if o['objective'] <= sk['objective'] * (1 + 1e-9) else 'HIGHER'}"
-              f" ({o['objective'] - sk['objective']:+.2e})")
-        rows["optimal"] = {"ours": o, "sklearn": sk}
+        print(f"  optimal recipe (Newton-CG), to grad 1e-6   {o['seconds']:7.2f} s   objective {o['objective']:.9f}   "
+              f"peak {o['peak_mb']:.0f} MB")
+        print(f"  optimal recipe, to scikit-learn's value    {o['reach_seconds']:7.2f} s   "
+              f"ours is {sk['seconds'] / o['reach_seconds']:.1f}x faster to the same objective "
+              f"({sk['seconds'] / o['seconds']:.1f}x to its own, lower, optimum {o['objective'] - sk['objective']:+.1e})")
+        rows["optimal"] = {"ours": o, "sklearn": {k: sk[k] for k in ("seconds", "objective", "peak_mb")}}
     print("\nload after:", load_report())
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2, default=float))

@@ -159,6 +159,8 @@ def describe_recipe(recipe) -> str:
         parts.append(f"smooth {recipe.smooth:g}")
     if recipe.center:
         parts.append("centred inputs")
+    if recipe.precondition:
+        parts.append("per-pixel step sizes")
     return ", ".join(parts)
 
 
