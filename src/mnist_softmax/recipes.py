@@ -69,8 +69,8 @@ class Recipe:
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
             ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
-            ("epochs", self.epochs is None or self.epochs > 0, "> 0"),
-            ("steps", self.steps is None or (_is_int(self.steps) and self.steps >= 1), "an integer >= 1"),
+            ("epochs", self.epochs is None or 0 < self.epochs <= 1e6, "in (0, 1e6]"),  # 1e308 would overflow
+            ("steps", self.steps is None or (_is_int(self.steps) and 1 <= self.steps <= 10**9), "an integer from 1 to 1e9"),
             ("min_steps", _is_int(self.min_steps) and self.min_steps >= 0, "an integer >= 0"),
             ("l2", self.l2 >= 0, ">= 0"),
             ("smooth", self.smooth >= 0, ">= 0"),
