@@ -186,6 +186,14 @@ def test_live_writers_temporaries_are_kept(tmp_path):
         p.write_text("")
     assert clean_stale(tmp_path) == [dead]
     assert sorted(hidden(tmp_path)) == sorted([mine.name, foreign.name])
+    from mnist_softmax.files import atomic_write
+
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    (folder / ".a.png.abcdefgh.999999999.part").write_bytes(b"half")  # a killed writer's
+    with atomic_write(folder / "b.png") as out:  # the first write into a folder cleans it
+        out.write(b"x")
+    assert os.listdir(folder) == ["b.png"]
 
 
 def test_a_mirror_dripping_bytes_is_abandoned(mirror, tmp_path):

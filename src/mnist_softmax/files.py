@@ -30,6 +30,9 @@ STALE_SECONDS = 24 * 3600  # a temporary this old is abandoned even if its PID i
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?:\.(?P<pid>\d{1,10}))?\.part$")
 
 
+_CLEANED: set[str] = set()  # folders whose stale temporaries this process has removed
+
+
 def temp_suffix() -> str:
     """The end of a temporary's name: this process's PID, so that `clean_stale` knows whether its writer lives."""
     return f".{os.getpid()}.part"
@@ -91,7 +94,10 @@ def atomic_write(path: str | Path) -> Iterator:
         mode = None
     if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):  # never replace /dev/null, a FIFO...
         raise OSError(errno.EEXIST, "exists and is not a regular file", str(path))
-    clean_stale(path.parent, path.name)
+    folder = os.path.abspath(path.parent)
+    if folder not in _CLEANED:  # once per folder and process: writing many files stays linear
+        _CLEANED.add(folder)
+        clean_stale(folder)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=temp_suffix(), dir=path.parent)
     except OSError as exc:
