@@ -141,9 +141,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise ModelFileError(f"{path}: not a valid model file: {info.filename} uses compression method "
                                      f"{info.compress_type} (only stored and deflated are read)")
-            limit = MAX_WEIGHTS * 8 if key == "coef" else MAX_METADATA + MAX_CLASSES * 4 * MAX_NAME
-            if key in _NOVELTY:
-                limit = MAX_WEIGHTS * 4 * (MAX_COMPONENTS if key == "novelty_bases" else 1)
+            # the weight-sized arrays hold at most MAX_WEIGHTS float64 numbers; the others are small
+            limit = MAX_WEIGHTS * 8 if key in ("coef", *_NOVELTY) else MAX_METADATA + MAX_CLASSES * 4 * MAX_NAME
             if info.file_size > limit + 4096:
                 raise ModelFileError(f"{path}: {key} is {info.file_size:,} bytes, more than a model holds "
                                      f"(at most {limit:,})")
