@@ -120,7 +120,7 @@ def _check_entry_count(path: Path, f) -> None:
     if end >= 0 and len(tail) >= end + 12:
         entries = int.from_bytes(tail[end + 10 : end + 12], "little")
         if entries > 16:
-            raise ModelFileError(f"{path}: not a model file: its archive lists {entries:,} entries (a model has 4)")
+            raise ModelFileError(f"{path}: not a model file: its archive lists {entries:,} entries (a model has 4 to 6)")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
