@@ -69,6 +69,8 @@ def model_input(piece: np.ndarray, shape, convention: str, is_photo: bool) -> np
     """One digit's ink -> the model's input in [0, 1] (None if blank), as preprocess.image_for_model makes it."""
     from .preprocess import photo_digit_input, to_digits_input, to_model_input
 
+    # a margin of paper: the pipelines take the median as the background, and a digit's tight box can be all ink
+    piece = np.pad(np.asarray(piece, np.float32), max(2, max(piece.shape) // 4))
     if is_photo:
         return photo_digit_input(piece, tuple(shape), convention)
     if convention == "digits":
