@@ -93,9 +93,14 @@ PEAK_RSS = textwrap.dedent(
 BUSY = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass\n"
 
 
-def wall(fn):
-    start = time.perf_counter()
+CPU = {}  # name -> CPU seconds of this process, per call: steadier than wall time on a shared machine
+
+
+def wall(fn, name=None):
+    start, cpu = time.perf_counter(), time.process_time()
     result = fn()
+    if name:
+        CPU.setdefault(name, []).append(time.process_time() - cpu)
     return time.perf_counter() - start, result
 
 
@@ -152,11 +157,11 @@ def main():
           flush=True)
     for r in range(rounds):
         for seed in (2 * r, 2 * r + 1):
-            seconds, clf = wall(lambda: ours(seed))
+            seconds, clf = wall(lambda: ours(seed), "ours")
             our_times.append(seconds)
             our_acc.append(clf.score(Xt, yt))
         if have_torch:
-            seconds, acc = wall(lambda: torch_peer(r))
+            seconds, acc = wall(lambda: torch_peer(r), "torch")
             torch_times.append(seconds)
             torch_acc.append(acc)
         if not args.quick and r < 2:
@@ -176,6 +181,9 @@ def main():
         t = float(np.median(torch_times))
         print(f"  same recipe by hand in PyTorch CPU         {t:7.3f} s  test {100 * np.mean(torch_acc):.2f}% "
               f"({len(torch_times)} seeds)   ours is {t / ours_median:.2f}x faster")
+        o, p = float(np.median(CPU["ours"])), float(np.median(CPU["torch"]))
+        print(f"    CPU time (one thread each, median):      ours {o:.3f} s, PyTorch {p:.3f} s: {p / o:.2f}x")
+        rows["cpu_seconds"] = {"ours": o, "torch_same_recipe": p}
         rows["torch_same_recipe"] = {"seconds": t, "test_accuracy": float(np.mean(torch_acc))}
     if lr_times:
         t = float(np.median(lr_times))

@@ -88,10 +88,11 @@ def loss_and_grad(W, b, X, y, l2=0.0, mu=None, *, smooth=0.0, image_shape=None):
     z = np.ascontiguousarray((X @ W.T).T)  # (k, n), class-major: the reductions over classes below run fast
     z += offset[:, None]
     z -= z.max(axis=0)
-    p = np.exp(z)
-    total = p.sum(axis=0)
     cols = np.arange(n)
-    loss = float(np.log(total).sum(dtype=np.float64) - z[y, cols].sum(dtype=np.float64)) / n
+    true = z[y, cols]  # the true class's shifted logit, taken before z becomes the probabilities
+    p = np.exp(z, out=z)
+    total = p.sum(axis=0)
+    loss = float(np.log(total).sum(dtype=np.float64) - true.sum(dtype=np.float64)) / n
     p *= 1 / (n * total)  # probabilities / n
     p[y, cols] -= 1 / n
     db = p.sum(axis=1)
