@@ -30,7 +30,7 @@ def test_mnist_three_passes_of_1000_row_blocks(mnist_dir):
     assert accuracy >= 0.924, accuracy
 
 
-def _manual_momentum_sgd(blocks, k, recipe, rng, mu, rate):
+def _manual_momentum_sgd(blocks, k, recipe, rng, mu, rate, scales):
     """Momentum SGD written out step by step over the batches the stream draws (same rng calls), recording every
     iterate: an independent account of what carrying the state across calls must give."""
     d = blocks[0][0].shape[1]
@@ -42,6 +42,7 @@ def _manual_momentum_sgd(blocks, k, recipe, rng, mu, rate):
         for rows in np.array_split(rng.permutation(n), -(-n // min(recipe.batch_size, n))):
             rows.sort()
             _, gW, gb = loss_and_grad(W, b, X[rows], y[rows], recipe.l2, mu, **loss_options(recipe))
+            gW = gW * scales  # the per-feature step sizes of the recipe's preconditioner
             vW = recipe.momentum * vW - np.float32(rate) * gW
             vb = recipe.momentum * vb - np.float32(rate) * gb
             W, b = W + vW, b + vb
@@ -57,7 +58,8 @@ def test_state_carried_across_blocks_equals_one_long_run(digits, average):
     state = StreamState.start(blocks[0][0], 10, recipe, np.random.default_rng(7))
     for Xb, yb in blocks:
         state.update(Xb, yb, recipe)
-    iterates = _manual_momentum_sgd(blocks, 10, recipe, np.random.default_rng(7), state.mu, state.rate)
+    assert state.scales is not None and state.scales.min() == 1  # the default recipe preconditions
+    iterates = _manual_momentum_sgd(blocks, 10, recipe, np.random.default_rng(7), state.mu, state.rate, state.scales)
     assert state.steps == len(iterates) == 5 * 10
     np.testing.assert_allclose(state.W, iterates[-1][0], atol=1e-5)
     W, _ = state.centred_model()

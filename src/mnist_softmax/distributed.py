@@ -78,13 +78,13 @@ def _sums(Xb, yb, W, b, mu, l2, options):
     return out
 
 
-def _sgd_pass(Xb, yb, W, b, mu, rate, recipe, seed, image_shape):
+def _sgd_pass(Xb, yb, W, b, mu, rate, scales, recipe, seed, image_shape):
     """One pass of the recipe's SGD over one block from (W, b) on centred inputs; packed like _sums:
     [n, mean batch loss * n, W of the block's model * n, b * n]."""
     n = len(yb)
     out = np.zeros((1, 2 + W.size + b.size))
     if n:
-        state = StreamState(W.copy(), b.copy(), mu, rate, np.random.default_rng(seed))
+        state = StreamState(W.copy(), b.copy(), mu, rate, np.random.default_rng(seed), scales)
         loss = state.update(_features(Xb), yb.ravel(), recipe, image_shape)
         Wm, bm = state.centred_model()
         out[0, 0], out[0, 1] = n, loss * n
@@ -156,8 +156,8 @@ def _lbfgs(X, yi, k, recipe, first, image_shape) -> dict:
 
 def _model_averaging(X, yi, k, recipe, rng, first, image_shape) -> dict:
     check_streamable(recipe)
-    start = StreamState.start(first, k, recipe, rng)  # the centring mean and the capped rate, from one block
-    W, b, mu, rate = start.W, start.b, start.mu, start.rate
+    start = StreamState.start(first, k, recipe, rng)  # centring mean, step sizes and capped rate, from one block
+    W, b, mu, rate, scales = start.W, start.b, start.mu, start.rate, start.scales
     B = recipe.batch_size
     largest = max(X.chunks[0])
     per_round = math.ceil(largest / min(B, largest))  # SGD steps of the largest block in one round
@@ -170,7 +170,7 @@ def _model_averaging(X, yi, k, recipe, rng, first, image_shape) -> dict:
     steps, losses = [0], [math.log(k)]
     for r in range(rounds):
         seed = int(rng.integers(2**31))
-        total = _reduce(_sgd_pass, X, yi, W, b, mu, rate, recipe, seed, image_shape)
+        total = _reduce(_sgd_pass, X, yi, W, b, mu, rate, scales, recipe, seed, image_shape)
         W = (total[2 : 2 + W.size] / total[0]).reshape(W.shape).astype(np.float32)
         b = (total[2 + W.size :] / total[0]).astype(np.float32)
         steps.append((r + 1) * per_round)

@@ -3,8 +3,9 @@
 `SoftmaxClassifier.partial_fit`, out-of-core training and each task of the distributed SGD feed blocks one at a
 time: each block gets one pass, in a random order, in mini-batches of the recipe's size. What makes many small
 calls train like one long run is what this state keeps between them: the weights, the momentum, the running
-means of the iterates (Polyak-Ruppert averaging), the centring mean and the learning rate (capped for the data's
-scale on the first block). The gradient is the one of model.loss_and_grad.
+means of the iterates (Polyak-Ruppert averaging), and what the first block sets, as solvers.sgd sets it from the
+data: the centring mean, the per-feature step sizes (the recipe's `precondition`) and the learning rate (capped for
+the data's scale). The gradient is the one of model.loss_and_grad.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from .errors import DivergenceError, UsageError
 from .model import loss_and_grad
 from .recipes import Recipe
+from .threads import blas_threads
 
 _SAMPLE_ROWS = 4096
 MAX_SEGMENTS = 64  # averaging segments kept at most (older ones are merged): memory stays O(k d)
@@ -78,6 +80,7 @@ class StreamState:
     mu: np.ndarray | None  # (d,) centring mean, or None
     rate: float  # the learning rate used (the recipe's, or its cap for this data)
     rng: np.random.Generator
+    scales: np.ndarray | None = None  # (d,) per-feature step sizes (solvers.step_scales), or None
     steps: int = 0
     segments: list = field(default_factory=list)
 
@@ -88,21 +91,23 @@ class StreamState:
     def start(cls, X, k: int, recipe: Recipe, rng: np.random.Generator, coef=None, intercept=None) -> StreamState:
         """A fresh state for k classes, centred and rate-capped from the first block X (n, d) float32; from zero
         weights, or from a plain model (coef, intercept) to continue training it."""
-        from .solvers import spread_sample, top_eigenvalue
+        from .solvers import spread_sample, step_scales, top_eigenvalue
 
         check_streamable(recipe)
         d = X.shape[1]
         mu = None
         if recipe.center:
             mu = spread_sample(X, _SAMPLE_ROWS).mean(axis=0, dtype=np.float64).astype(np.float32)
+        scales = step_scales(X, mu, getattr(recipe, "precondition", 0.0))
         rate = recipe.learning_rate
         if recipe.lr_cap:
-            rate = min(rate, recipe.lr_cap / max(top_eigenvalue(X, mu), 1e-12))
+            curvature = top_eigenvalue(X, mu, scale=None if scales is None else np.sqrt(scales))
+            rate = min(rate, recipe.lr_cap / max(curvature, 1e-12))
         W = np.zeros((k, d), np.float32) if coef is None else np.array(coef, np.float32)
         b = np.zeros(k, np.float32) if intercept is None else np.array(intercept, np.float32)
         if mu is not None:
             b = b + W @ mu  # the same model on centred inputs
-        return cls(W, b, mu, float(rate), rng)
+        return cls(W, b, mu, float(rate), rng, scales)
 
     def update(self, X, y, recipe: Recipe, image_shape=None) -> float:
         """One pass over the block X (n, d) float32, y (n,) class indices, in a random order, in near-equal
@@ -116,7 +121,7 @@ class StreamState:
         explode = 1e4 * math.log(k)
         lr = np.float32(self.rate)
         losses = 0.0
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), blas_threads(1):
             for rows in np.array_split(self.rng.permutation(n), batches):
                 rows.sort()  # ascending rows read memory faster
                 loss, gW, gb = loss_and_grad(self.W, self.b, X[rows], y[rows], recipe.l2, self.mu, **options)
@@ -125,6 +130,8 @@ class StreamState:
                         f"training diverged at step {self.steps + 1}: the loss is {loss:.3g}, up from "
                         f"{math.log(k):.3g} at the start; lower the learning rate (now {self.rate:g})"
                     )
+                if self.scales is not None:
+                    gW *= self.scales
                 self.vW *= recipe.momentum
                 self.vW -= lr * gW
                 self.vb *= recipe.momentum
