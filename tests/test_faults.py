@@ -84,7 +84,7 @@ def test_train_killed_while_writing_leaves_nothing_half_written(tmp_path):
             _kill_when(proc, lambda: True, rng.uniform(0.1, 1.0))
         run = runs / f"r{i}"
         if run.exists():  # renamed into place: then complete
-            assert RUN_FILES <= set(os.listdir(run)) and hidden(run) == []
+            assert set(os.listdir(run)) >= RUN_FILES and hidden(run) == []
             load_model(run / "model.npz")
     code, _, err = finished(cli("train", "--dataset", "digits", "--out", runs / "last", "-q", "--no-plots"))
     assert code == 0, err

@@ -10,7 +10,6 @@ import struct
 import subprocess
 import sys
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from mnist_softmax import load_model, save_model
 from mnist_softmax.cli import main, printable
 from mnist_softmax.errors import DataFormatError, ExitCode, ModelFileError
 from mnist_softmax.htmlpage import Markup, document, json_for_script, render
-from mnist_softmax.idx import read_idx, write_idx
+from mnist_softmax.idx import read_idx
 
 
 def one_error(capsys, code, result, *fragments):
@@ -320,7 +319,8 @@ def test_render_fills_slots_once_and_escapes():
 
 
 HOSTILE_NAMES = ["<!--<script>", "__SCRIPT__", "{{about}}", "</script><script>window.pwned=1</script>",
-                 "<img src=x onerror=window.pwned=1>", "$\\frac{$", "\"'><b id=injected>", "&amp;", "\u202eevil", "x\ny"]
+                 "<img src=x onerror=window.pwned=1>", "$\\frac{$", "\"'><b id=injected>", "&amp;", "\u202eevil",
+                 "x\ny"]
 
 
 @pytest.fixture(scope="module")
@@ -439,9 +439,8 @@ def test_outputs_never_replace_devices_or_folders(tmp_path, capsys):
     from mnist_softmax.files import atomic_write
 
     for target in ("/dev/null", tmp_path):
-        with pytest.raises(OSError, match="not a regular file"):
-            with atomic_write(target) as out:
-                out.write(b"x")
+        with pytest.raises(OSError, match="not a regular file"), atomic_write(target) as out:
+            out.write(b"x")
     import os
 
     assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import socket
 import sys
@@ -135,10 +136,8 @@ def make_server(model: SoftmaxModel, port: int = 0) -> http.server.ThreadingHTTP
             self._deadline.start()
 
         def _expire(self):
-            try:
+            with contextlib.suppress(OSError):  # already closed
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
         def finish(self):
             self._deadline.cancel()

@@ -208,9 +208,12 @@ def fetch_archive(
             with os.fdopen(fd, "wb") as out:
                 _stream(url, _Capped(out, archive.size), timeout, progress(url) if progress else None)
             check_archive(path, archive)
-        except (_LocalWriteError, PermissionError) as exc:
+        except _LocalWriteError as exc:
             path.unlink(missing_ok=True)
-            raise _output_error(getattr(exc, "error", exc), dest_dir) from None
+            raise _output_error(exc.error, dest_dir) from None
+        except PermissionError as exc:
+            path.unlink(missing_ok=True)
+            raise _output_error(exc, dest_dir) from None
         except (OSError, http.client.HTTPException, DataError, ValueError) as exc:
             path.unlink(missing_ok=True)
             failures.append(f"{url}: {_describe(exc).removeprefix(f'{path}: ')}")

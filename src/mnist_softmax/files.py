@@ -57,7 +57,7 @@ def clean_stale(folder: str | Path, name: str | None = None) -> list[Path]:
     (also the rule for temporaries of older versions, which carry no PID). `name` limits this to the temporaries
     of one target. Errors are ignored: cleaning is a courtesy, never a reason to fail.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -84,8 +84,9 @@ def clean_stale(folder: str | Path, name: str | None = None) -> list[Path]:
 def atomic_write(path: str | Path) -> Iterator:
     """Yield a binary file that becomes `path` when the block ends without error, and vanishes otherwise.
 
-    The temporary file is hidden (.NAME.XXXXXXXX.PID.part) in the same folder, so the rename is atomic and a reader never
-    sees half a file; an exception in the block (a failed check, say) leaves `path` as it was.
+    The temporary file is hidden (.NAME.XXXXXXXX.PID.part) in the same folder, so the rename is atomic and a reader
+    never sees half a file; an exception in the block (a failed check, say) leaves `path` as it was. An existing
+    `path` that is not a regular file (a device, a FIFO, a folder) is never replaced.
     """
     path = Path(path)
     try:

@@ -120,7 +120,8 @@ def _check_entry_count(path: Path, f) -> None:
     if end >= 0 and len(tail) >= end + 12:
         entries = int.from_bytes(tail[end + 10 : end + 12], "little")
         if entries > 16:
-            raise ModelFileError(f"{path}: not a model file: its archive lists {entries:,} entries (a model has 4 to 6)")
+            raise ModelFileError(f"{path}: not a model file: its archive lists {entries:,} entries "
+                                 f"(a model has 4 to 6)")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -337,7 +338,8 @@ SCHEMA = {
 def check_metadata(meta: dict, k: int, bad) -> None:
     """Raise `bad(...)` naming the first metadata field that does not match SCHEMA (or does not fit k classes)."""
     if meta.get("format_version") != FORMAT_VERSION:
-        raise bad(f"format version {meta.get('format_version')!r} is not supported (this version reads {FORMAT_VERSION})")
+        raise bad(f"format version {meta.get('format_version')!r} is not supported "
+                  f"(this version reads {FORMAT_VERSION})")
     for key, (required, ok, allowed) in SCHEMA.items():
         if key not in meta:
             if required:

@@ -71,7 +71,8 @@ def _png(fig) -> Markup:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
-    return render('<img alt="" src="data:image/png;base64,{{data}}">', data=base64.b64encode(buffer.getvalue()).decode())
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return render('<img alt="" src="data:image/png;base64,{{data}}">', data=data)
 
 
 MAX_SIDE_FILE = 16 << 20  # bytes of metrics.json or history.csv read at most: real ones are a few KB
@@ -335,11 +336,13 @@ def build_document(model: SoftmaxModel, metrics: dict, history: dict, dataset: D
     worst = wrong[np.argsort(-proba[wrong, predicted[wrong]], kind="stable")][:mistakes]
 
     meta = model.metadata
-    hyper = meta.get("hyperparameters") if isinstance(meta.get("hyperparameters"), dict) else {}
+    hyper = meta.get("hyperparameters")
+    hyper = hyper if isinstance(hyper, dict) else {}
     recipe = _text(metrics.get("recipe", hyper.get("name", "?")))
     kind = "deskew" if model.preprocessing.deskew else recipe
     reference = REFERENCES.get((dataset.spec.name, kind), "")
-    dataset_meta = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+    dataset_meta = meta.get("dataset")
+    dataset_meta = dataset_meta if isinstance(dataset_meta, dict) else {}
     validation_size = dataset_meta.get("validation_size")
     validation_size = validation_size if isinstance(validation_size, int) and validation_size >= 0 else None
     X_train, y_train, _, _ = dataset.split(validation_size)
