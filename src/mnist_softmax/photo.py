@@ -5,10 +5,11 @@ has rulings or a grid, JPEG adds noise, and there are other marks on the page. T
 
 - `looks_like_photo`: decides whether an image needs any of this (clean drawings and MNIST-form images do not);
 - `clean`: ink found by colour and darkness against a paper background estimated at a large scale (a grey closing,
-  which keeps shadow edges sharp), a noise-aware hysteresis threshold, and long straight rulings removed where they
-  are thin (a digit stroke crossing a ruling is kept). Returns the whole page's ink, for one digit or many;
-- `isolate_digit`: the digit among the marks: strokes near each other grouped into one digit, the heaviest group
-  kept, stray marks, dirt and margin scribbles dropped;
+  which keeps shadow edges sharp), a noise-aware hysteresis threshold, and long straight rulings (a Hough transform,
+  each line then located to the pixel) removed where they are thin, so a digit stroke crossing a ruling is kept.
+  Returns the whole page's ink, for one digit or many (the `read` command splits it into digits);
+- `isolate_digit`: the digit among the marks: the mark with the most ink near the middle that neither runs off nor
+  spans the photo, with the strokes near it (a 5's bar, a 7's gap); stray marks, dirt, shadow edges dropped;
 - `normalise_strokes`: a ballpoint line and a marker stroke both redrawn at one width relative to the digit's size.
 
 scipy.ndimage and scikit-image are imported here only, so only photos pay for them.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-WORK_SIZE = 640  # photos are brought down to at most this many pixels on their longer side before cleanup
+WORK_SIZE = 640  # photos are brought down to at most this many pixels on their longer side (JPEGs: 480-640)
 STROKE_WIDTH = 0.09  # stroke width / longest side of the digit's box; calibrated on MNIST training digits
 DIGITS_STROKE_WIDTH = 0.18  # the same for scikit-learn's 8x8 digits, whose bitmaps have bolder strokes
 
