@@ -41,16 +41,16 @@ def main():
             times["fit"].append(time.perf_counter() - started)
             model = run.model
             jobs = {
-                "weights.gif": lambda: write_animation(run, out / "weights.gif"),
-                "weights.png": lambda: plots.save(plots.weight_maps(model.coef, (28, 28), model.class_names),
-                                                  out / "weights.png"),
-                "curves.png": lambda: plots.save(plots.learning_curves(run.history), out / "curves.png"),
-                "class means": lambda: class_means(model, *ds.split()[:2], len(model.class_names)),
-                "read gif": lambda: read_animation(out / "weights.gif"),
+                "weights.gif": (write_animation, run, out / "weights.gif"),
+                "weights.png": (lambda m: plots.save(plots.weight_maps(m.coef, (28, 28), m.class_names),
+                                                     out / "weights.png"), model),
+                "curves.png": (lambda r: plots.save(plots.learning_curves(r.history), out / "curves.png"), run),
+                "class means": (class_means, model, *ds.split()[:2], len(model.class_names)),
+                "read gif": (read_animation, out / "weights.gif"),
             }
-            for name, job in jobs.items():
+            for name, (job, *job_args) in jobs.items():
                 started = time.perf_counter()
-                job()
+                job(*job_args)
                 times[name].append(time.perf_counter() - started)
         frames = len(read_animation(out / "weights.gif"))
         size = (out / "weights.gif").stat().st_size

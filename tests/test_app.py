@@ -122,9 +122,11 @@ def test_evidence_sums_legends_and_one_heading(mnist_model, browser):
         assert sums["evidence"] == pytest.approx((x * model.coef[a]).sum(), abs=1e-4)
         shown = page.inner_text("#evidence-sum").replace("\u2212", "-")
         assert shown == f"sum {sums['evidence']:+.2f}, score {logits[a]:+.2f}"
-        assert page.inner_text("#contrast-sum").replace("\u2212", "-").endswith(f"score gap {logits[a] - logits[b]:+.2f}")
+        gap = page.inner_text("#contrast-sum").replace("\u2212", "-")
+        assert gap.endswith(f"score gap {logits[a] - logits[b]:+.2f}")
         limit = max(np.abs(x * model.coef[a]).max(), np.abs(x * (model.coef[a] - model.coef[b])).max())
-        assert page.inner_text("#legend-max") == f"+{limit:.2f}" and page.inner_text("#legend-min") == f"\u2212{limit:.2f}"
+        assert page.inner_text("#legend-max") == f"+{limit:.2f}"
+        assert page.inner_text("#legend-min") == f"\u2212{limit:.2f}"
     assert page.inner_text("#wlegend-max") == f"+{np.abs(model.coef).max():.2f}"
     from mnist_softmax.plots import percent
 

@@ -168,8 +168,8 @@ def test_predict_many_files_with_failures(digits_run, tmp_path, capsys):
 
 
 def test_show_input_writes_the_models_input_and_it_reads_back(mnist_run, tmp_path, capsys):
-    from mnist_softmax import load_dataset
     from conftest import MNIST_DIR
+    from mnist_softmax import load_dataset
 
     model = load_model(mnist_run / "model.npz")
     digit = load_dataset("mnist", MNIST_DIR).test_images[0]  # a 7

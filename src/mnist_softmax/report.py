@@ -19,7 +19,8 @@ from .model import SoftmaxModel, softmax
 
 # Test accuracies to compare a run against, by dataset and recipe ("deskew" for any deskewed run). A dataset with no
 # entry gets no reference line: another dataset's figures would mislead.
-_BEST_MNIST = "softmax regression on raw pixels at its best (the L2 optimum, l2 1e-4) scores about 92.6% on the test set"
+_BEST_MNIST = ("softmax regression on raw pixels at its best (the L2 optimum, l2 1e-4) scores about 92.6% on the test "
+               "set")
 _BEST_FASHION = ("softmax regression on raw pixels at its best (the L2 optimum, l2 1e-4, this package's optimal "
                  "recipe) scores about 84.4% on the test set")
 REFERENCES = {
@@ -42,7 +43,8 @@ img[hidden] { display: none; }
 .controls { display: flex; align-items: center; gap: .7rem; flex-wrap: wrap; }
 .controls input { flex: 1 1 12rem; max-width: 28rem; }
 .controls output { font-variant-numeric: tabular-nums; min-width: 6rem; }
-.controls button { font: inherit; padding: .3rem .9rem; border-radius: 6px; border: 1px solid #888; background: #f4f4f6; }
+.controls button { font: inherit; padding: .3rem .9rem; border-radius: 6px; border: 1px solid #888;
+                   background: #f4f4f6; }
 table.confusion { font-size: .8rem; font-variant-numeric: tabular-nums; }
 table.confusion th, table.confusion td { padding: .2rem .35rem; overflow-wrap: normal; white-space: nowrap; }
 table.confusion th.corner { white-space: normal; font-weight: normal; color: #555; }
