@@ -444,3 +444,17 @@ def test_outputs_never_replace_devices_or_folders(tmp_path, capsys):
     import os
 
     assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+def test_class_names_from_a_folder_cannot_drive_the_terminal(tmp_path, capsys):
+    from conftest import make_tiny
+
+    folder = tmp_path / "data"
+    make_tiny(folder)
+    (folder / "classes.txt").write_text("\x1b[2Jwipe\n$\\frac{$\n<script>\n")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(folder), "--out", str(run), "-q"]) == 0  # figures with these labels too
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "model.npz"), "--dataset", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[2Jwipe" in out

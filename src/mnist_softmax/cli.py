@@ -206,6 +206,7 @@ def cmd_evaluate(args) -> int:
             "confusion": confusion.tolist(),
         }))
         return ExitCode.OK
+    name, names = printable(name), [printable(n) for n in names]  # a folder's classes.txt may hold escapes
     print(f"{name} {args.split} split: {int(confusion.sum()):,} images, accuracy {100 * accuracy:.2f}%")
     calibrated = (f"after calibration (temperature {model.temperature:.3g}) {100 * ece['after']:.2f}%"
                   if model.temperature != 1.0 else "(the model has no calibration temperature)")
