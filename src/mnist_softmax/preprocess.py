@@ -20,12 +20,17 @@ _CHUNK = 512  # images per vectorised step: small enough to stay in cache
 
 
 def _moments(images: np.ndarray):
-    """Centre of mass (cy, cx), and the shear cov(x, y) / var(y) of each image in (n, h, w)."""
+    """Centre of mass (cy, cx), and the shear cov(x, y) / var(y) of each image in (n, h, w), as float32.
+
+    Computed in float64, so each is the float32 nearest the exact moment whatever the BLAS and its summation order:
+    the ONNX export and the drawing page, which compute them their own way, then read the very same pixels.
+    """
     n, h, w = images.shape
-    ys = np.arange(h, dtype=np.float32)
-    xs = np.arange(w, dtype=np.float32)
-    rows = images @ np.ones(w, np.float32)  # (n, h); matrix products are faster than sums over an axis here
-    cols = np.ones(h, np.float32) @ images  # (n, w)
+    images = images.astype(np.float64)
+    ys = np.arange(h, dtype=np.float64)
+    xs = np.arange(w, dtype=np.float64)
+    rows = images @ np.ones(w)  # (n, h); matrix products are faster than sums over an axis here
+    cols = np.ones(h) @ images  # (n, w)
     mass = rows.sum(axis=1)
     safe = np.where(mass > 0, mass, 1)
     cy, cx = rows @ ys / safe, cols @ xs / safe
@@ -33,7 +38,7 @@ def _moments(images: np.ndarray):
     var_y = (rows * dy**2).sum(axis=1) / safe
     cov = ((images @ dx[:, :, None])[..., 0] * dy).sum(axis=1) / safe
     alpha = np.divide(cov, var_y, out=np.zeros_like(cov), where=var_y > 1e-6)
-    return cy, cx, alpha
+    return cy.astype(np.float32), cx.astype(np.float32), alpha.astype(np.float32)
 
 
 def deskew(images: np.ndarray) -> np.ndarray:
@@ -130,7 +135,7 @@ def _open_regular(path: Path):
     if not stat.S_ISREG(mode):
         raise DataFormatError(f"{path}: not a regular file (images are read only from ordinary files)")
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 (returned; the caller closes it with `with`)
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # replaced between the two looks
             handle.close()
             raise DataFormatError(f"{path}: not a regular file (images are read only from ordinary files)")
@@ -186,7 +191,7 @@ def load_pixels(path: str | Path, photo: bool | None = None):
                 # JPEG decodes at 1/2, 1/4 or 1/8 scale for a fraction of the time: ask for at least 3/4 of the
                 # working size, so a photo lands between 480 and 640 px after the box filter below.
                 factor = max(size) / (0.75 * photos.WORK_SIZE)
-                img.draft("RGB", (int(size[0] / factor) + 1, int(size[1] / factor) + 1))
+                img.draft(img.mode, (int(size[0] / factor) + 1, int(size[1] / factor) + 1))
             drafted = img.size != size
             img = ImageOps.exif_transpose(img)
             if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
