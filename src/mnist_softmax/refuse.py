@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-COMPONENTS = 20  # directions kept per class: enough for a digit's variations, too few to draw a letter
+COMPONENTS = 10  # directions kept per class: enough for a digit's main variations, too few to draw a letter
 BLUR = 1.0  # Gaussian sigma in pixels of a 28x28 image (scaled with the image's size)
 QUANTILE = 0.99  # the share of validation digits accepted
 SAMPLE = 1500  # training images per class used to fit (more changes nothing measurable, costs time)

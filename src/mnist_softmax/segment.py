@@ -135,8 +135,13 @@ def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
     labels, boxes, mass = _strokes(mask, ink)
     if not len(mass):
         return []
-    keep = mass >= SPECK * mass.max()
     heights, widths = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    # thin lines running into the image's edge are the sheet's edge, a margin or a ruling, not a digit
+    edge = (boxes[:, 0] == 0) | (boxes[:, 1] == 0) | (boxes[:, 2] == ink.shape[0]) | (boxes[:, 3] == ink.shape[1])
+    mass = np.where(edge & (np.maximum(heights, widths) > 4 * np.minimum(heights, widths)), 0, mass)
+    if not mass.any():
+        return []
+    keep = mass >= SPECK * mass.max()
     tall = keep & (mass >= 0.15 * mass[keep].max())
     line_height = float(np.median(heights[tall]))
     # long straight lines the cleanup left (a margin, the sheet's edge) are far longer than a digit is tall
@@ -160,15 +165,47 @@ def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
             continue  # a dot, dirt, a short stray stroke, or a mark off the line
         members = np.isin(labels[top:bottom, left:right], np.asarray(group) + 1)
         piece = np.where(members, ink[top:bottom, left:right], 0).astype(np.float32)
-        n = int(round((right - left) / (DIGIT_WIDTH * max(height, line_height))))
-        if split and (right - left) > WIDE * max(height, line_height) and n >= 2:
-            edges = [0, *_cuts(piece.sum(axis=0), n), right - left]
-            for a, b in zip(edges[:-1], edges[1:]):
-                part = piece[:, a:b]
-                rows = np.flatnonzero(part.any(axis=1))
-                if len(rows):
-                    digits.append(Digit((int(top + rows[0]), int(left + a), int(top + rows[-1] + 1), int(left + b)),
-                                        part[rows[0] : rows[-1] + 1]))
-        else:
-            digits.append(Digit((int(top), int(left), int(bottom), int(right)), piece))
+        digit = Digit((int(top), int(left), int(bottom), int(right)), piece)
+        n = pieces_in(digit, line_height)
+        digits.extend(split_digit(digit, n) if split and n >= 2 else [digit])
     return digits
+
+
+def line_height_of(digits: list[Digit]) -> float:
+    """The typical digit height of a line: the 75th percentile of the digits' heights."""
+    return float(np.percentile([d.box[2] - d.box[0] for d in digits], 75)) if digits else 0.0
+
+
+def pieces_in(digit: Digit, line_height: float) -> int:
+    """How many touching digits a group holds by its width (1 unless it is much wider than a digit is tall)."""
+    top, left, bottom, right = digit.box
+    height = max(bottom - top, line_height)
+    if right - left <= WIDE * height:
+        return 1
+    return max(1, int(round((right - left) / (DIGIT_WIDTH * height))))
+
+
+def split_digit(digit: Digit, n: int) -> list[Digit]:
+    """A group of n touching digits cut where its ink is thinnest near even spacing (see _cuts)."""
+    top, left, bottom, right = digit.box
+    edges = [0, *_cuts(digit.ink.sum(axis=0), n), right - left]
+    parts = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        part = digit.ink[:, a:b]
+        rows = np.flatnonzero(part.any(axis=1))
+        if len(rows):
+            parts.append(Digit((int(top + rows[0]), int(left + a), int(top + rows[-1] + 1), int(left + b)),
+                               part[rows[0] : rows[-1] + 1]))
+    return parts
+
+
+def merge_digits(a: Digit, b: Digit) -> Digit:
+    """Two groups as one digit: their ink in the union of their boxes."""
+    top, left = min(a.box[0], b.box[0]), min(a.box[1], b.box[1])
+    bottom, right = max(a.box[2], b.box[2]), max(a.box[3], b.box[3])
+    ink = np.zeros((bottom - top, right - left), np.float32)
+    for d in (a, b):
+        t, l, bt, r = d.box
+        region = ink[t - top : bt - top, l - left : r - left]
+        np.maximum(region, d.ink, out=region)
+    return Digit((top, left, bottom, right), ink)
