@@ -26,13 +26,13 @@ def photograph_number(digits: np.ndarray, rng: np.random.Generator) -> Image.Ima
     page = _paper(H, W, rng, unit)
     pen = rng.choice(PENS, p=[0.45, 0.25, 0.3])
     n = len(digits)
-    height = min(rng.uniform(0.15, 0.3) * out_h, 0.75 * out_w / (n * 0.9))
+    height = min(rng.uniform(0.15, 0.3) * out_h, 0.65 * out_w / (n * 0.9))  # the whole number in the frame
     colour = np.asarray((80, 80, 85) if pen == "pencil" else INKS[rng.choice(list(INKS))]) + rng.normal(0, 8, 3)
     covers = [digit_coverage(np.asarray(d, np.uint8), int(height * rng.uniform(0.85, 1.1)), pen, rng) for d in digits]
     gaps = [height * rng.choice([rng.uniform(0.08, 0.35), rng.uniform(-0.04, 0.08)], p=[0.85, 0.15])
             for _ in range(n - 1)]
     total = sum(c.shape[1] for c in covers) + sum(gaps)
-    left = W / 2 - total / 2 + rng.uniform(-0.08, 0.08) * out_w
+    left = W / 2 - total / 2 + rng.uniform(-0.05, 0.05) * out_w
     base = H / 2 + rng.uniform(-0.12, 0.12) * out_h
     boxes = []
     for i, cover in enumerate(covers):
