@@ -85,7 +85,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """Fit to X (n, d) and y (n,); `eval_set=(X_val, y_val)` adds validation curves to `history_`.
 
         `history_` maps "step", "epoch", "train_loss", "train_accuracy" (and "validation_*") to arrays, one
-        entry per record point of the recipe.
+        entry per record point of the recipe. Dask arrays are fitted on the cluster dask is using (distributed.py):
+        the exact optimum by distributed L-BFGS for full-batch recipes, SGD by model averaging for the others.
         """
         self._stream = None  # a fit starts afresh; partial_fit continues from it
         if _is_dask(X) or _is_dask(y):
