@@ -13,9 +13,10 @@ from tempfile import TemporaryDirectory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import mnist_softmax as ms  # noqa: E402
-from mnist_softmax.reading import read_number  # noqa: E402
-from number_photos import digits_right, write_numbers  # noqa: E402
+from number_photos import digits_right, write_numbers
+
+import mnist_softmax as ms
+from mnist_softmax.reading import read_number
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 

@@ -15,11 +15,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import mnist_softmax as ms  # noqa: E402
-from letters import write_letters  # noqa: E402
-from mnist_softmax.preprocess import image_for_model, to_model_input  # noqa: E402
-from mnist_softmax.refuse import score  # noqa: E402
-from photos import write_photos  # noqa: E402
+from letters import write_letters
+
+import mnist_softmax as ms
+from mnist_softmax.preprocess import image_for_model, to_model_input
+from mnist_softmax.refuse import score
+from photos import write_photos
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 

@@ -4,13 +4,13 @@ import json
 
 import numpy as np
 import pytest
+from number_photos import digits_right, write_numbers
 from PIL import Image, ImageDraw
 
 from mnist_softmax import load_dataset
 from mnist_softmax.cli import main
 from mnist_softmax.errors import ExitCode
 from mnist_softmax.segment import find_digits
-from number_photos import digits_right, write_numbers
 
 
 def _ink(draw_fn, size=(600, 200)):
@@ -83,7 +83,8 @@ def test_read_rows_for_failures_and_explain(deskew_run, tmp_path, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     capsys.readouterr()
-    code = main(["read", str(deskew_run / "model.npz"), str(good), str(bad), "--json", "--explain", str(tmp_path / "ex")])
+    code = main(["read", str(deskew_run / "model.npz"), str(good), str(bad), "--json",
+                 "--explain", str(tmp_path / "ex")])
     captured = capsys.readouterr()
     assert code == ExitCode.PARTIAL
     rows = [json.loads(line) for line in captured.out.splitlines()]

@@ -5,9 +5,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from letters import write_letters
 from PIL import Image, ImageDraw
 
-from letters import write_letters
 from mnist_softmax import load_dataset, load_model
 from mnist_softmax.cli import main
 from mnist_softmax.errors import ExitCode

@@ -1,9 +1,9 @@
 """train's figures, the HTML report in a real browser, and predict on people's own images."""
 
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest

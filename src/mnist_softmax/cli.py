@@ -320,7 +320,7 @@ def cmd_predict(args) -> int:
         try:
             found = one_digit(model, path)  # the model's input, or why this is not one digit (reading.py)
             raw = found.raw
-            row = {"path": str(path), "prediction": None, "class_name": None}
+            row: dict[str, object] = {"path": str(path), "prediction": None, "class_name": None}
             if raw is not None:
                 features = model.features(raw[None])  # (1, d): preprocessed once, used for all that follows
                 proba = softmax((features @ model.coef.T + model.intercept) / np.float32(model.temperature))[0]

@@ -164,7 +164,8 @@ def _settle(model, digits, shape, convention, is_photo):
 
     def strangeness(d) -> float:
         image = model_input(d.ink, shape, convention, is_photo)
-        return float("inf") if image is None else novelty_ratio(model, np.asarray(image, np.float32))
+        ratio = None if image is None else novelty_ratio(model, np.asarray(image, np.float32))
+        return float("inf") if ratio is None else ratio
 
     out = []
     for d in digits:
@@ -228,7 +229,7 @@ def read_number(model, path) -> tuple[Ink, list[ReadDigit]]:
     sy, sx = ink.scale
     out = []
     for d, raw, p, image in zip(kept, raws, proba, inputs):
-        t, l, b, r = d.box
-        box = (int(np.floor(t * sy)), int(np.floor(l * sx)), int(np.ceil(b * sy)), int(np.ceil(r * sx)))
+        t, lft, b, r = d.box
+        box = (int(np.floor(t * sy)), int(np.floor(lft * sx)), int(np.ceil(b * sy)), int(np.ceil(r * sx)))
         out.append(ReadDigit(box, raw, p, int(np.argmax(p)), novelty_ratio(model, image)))
     return ink, out

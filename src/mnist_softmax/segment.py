@@ -64,10 +64,10 @@ def _overlap(a, b) -> float:
 
 def _groups(boxes: np.ndarray, keep: np.ndarray) -> list[list[int]]:
     """Indices of kept strokes grouped into digits (strokes overlapping horizontally), left to right."""
-    order = [i for i in np.argsort(boxes[:, 1], kind="stable") if keep[i]]
+    strokes = [i for i in np.argsort(boxes[:, 1], kind="stable") if keep[i]]
     groups: list[list[int]] = []
     spans: list[list[int]] = []  # each group's box
-    for i in order:
+    for i in strokes:
         b = boxes[i]
         best, share = None, OVERLAP
         for g, span in enumerate(spans):
@@ -111,14 +111,14 @@ def _merge_pieces(groups, spans, line_height):
             i += 1
     i = 0
     while i < len(groups):
-        t, l, b, r = spans[i]
+        t, lft, b, r = spans[i]
         if b - t < PIECE * line_height and len(groups) > 1:
-            gaps = [(max(spans[j][1] - r, l - spans[j][3]), j) for j in (i - 1, i + 1) if 0 <= j < len(groups)]
+            gaps = [(max(spans[j][1] - r, lft - spans[j][3]), j) for j in (i - 1, i + 1) if 0 <= j < len(groups)]
             gap, j = min(gaps)
             if gap <= REACH * line_height:
                 groups[j] = groups[j] + groups[i]
                 u = spans[j]
-                spans[j] = [min(u[0], t), min(u[1], l), max(u[2], b), max(u[3], r)]
+                spans[j] = [min(u[0], t), min(u[1], lft), max(u[2], b), max(u[3], r)]
                 del groups[i], spans[i]
                 i = 0
                 continue
@@ -205,7 +205,7 @@ def merge_digits(a: Digit, b: Digit) -> Digit:
     bottom, right = max(a.box[2], b.box[2]), max(a.box[3], b.box[3])
     ink = np.zeros((bottom - top, right - left), np.float32)
     for d in (a, b):
-        t, l, bt, r = d.box
-        region = ink[t - top : bt - top, l - left : r - left]
+        t, lft, bt, r = d.box
+        region = ink[t - top : bt - top, lft - left : r - left]
         np.maximum(region, d.ink, out=region)
     return Digit((top, left, bottom, right), ink)
