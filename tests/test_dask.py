@@ -98,6 +98,8 @@ def test_bad_dask_input(client):
     X[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         SoftmaxClassifier().fit(da.from_array(X, chunks=50), da.from_array(np.arange(100) % 2, chunks=50))
+    with pytest.raises(ValueError, match="eval_set is not supported with dask arrays"):
+        SoftmaxClassifier().fit(da.from_array(X, chunks=50), np.arange(100) % 2, eval_set=(X, np.arange(100) % 2))
     with pytest.raises(ValueError, match="only one class"):
         SoftmaxClassifier().fit(da.from_array(X[:, :2] * 0, chunks=50), da.from_array(np.zeros(100), chunks=50))
 

@@ -90,6 +90,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """
         self._stream = None  # a fit starts afresh; partial_fit continues from it
         if _is_dask(X) or _is_dask(y):
+            if eval_set is not None:
+                raise ValueError("eval_set is not supported with dask arrays; score the fitted model instead")
             from .distributed import fit_dask
 
             return fit_dask(self, X, y)
