@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -260,37 +261,67 @@ def _sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def _read_cached(path: Path, expected: str | None) -> tuple[np.ndarray, str] | None:
-    """The decoded array at `path` if it is intact (and was verified against `expected`), else None."""
+MAX_SIDECAR = 4096  # bytes: a sidecar holds a shape and two digests; anything longer is not ours
+
+
+def _open_cached(path: Path, expected: str | None) -> tuple[np.ndarray | None, str | None, str | None]:
+    """(array, digest, None) for an intact decoded cache entry, (None, None, why) for a damaged one, and
+    (None, None, None) for one that is absent or half-written (a killed process wrote its .npy, not yet its sidecar).
+    """
+    sidecar = _sidecar(path)
     try:
-        meta = json.loads(_sidecar(path).read_text())
+        modes = [os.stat(p).st_mode for p in (path, sidecar)]
+    except OSError:  # missing, or the cache folder is not a folder: nothing cached
+        return None, None, None
+    if not all(stat.S_ISREG(m) for m in modes):  # a FIFO would block the reader, a folder cannot be loaded
+        return None, None, "not a regular file"
+    try:
+        with open(sidecar, "rb") as f:
+            raw = f.read(MAX_SIDECAR + 1)
+        if len(raw) > MAX_SIDECAR:
+            raise ValueError("sidecar too long")
+        meta = json.loads(raw)
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        _blame_cache(path, "not a readable .npy array")
-        return None
+    except FileNotFoundError:  # removed by another process meanwhile
+        return None, None, None
+    except (OSError, ValueError, EOFError, RecursionError):
+        return None, None, "not a readable .npy array with its .json sidecar"
+    digest = meta.get("digest") if isinstance(meta, dict) else None
     if (
-        not isinstance(meta, dict)
+        not isinstance(digest, str)
+        or len(digest) != 64
         or array.dtype != np.uint8
         or list(array.shape) != meta.get("shape")
-        or (expected is not None and meta.get("digest") != expected)
+        or (expected is not None and digest != expected)
         or fingerprint(array) != meta.get("fingerprint")
     ):
-        _blame_cache(path, "its contents changed since they were verified")
-        return None
-    return array, str(meta.get("digest"))
+        return None, None, "its contents changed since they were verified"
+    return array, digest, None
+
+
+def _read_cached(path: Path, expected: str | None) -> tuple[np.ndarray, str] | None:
+    """The decoded array at `path` and its digest if the entry is intact; a damaged entry is blamed and removed."""
+    array, digest, damage = _open_cached(path, expected)
+    if damage:
+        _blame_cache(path, damage)
+    return None if array is None or digest is None else (array, digest)
 
 
 def _blame_cache(path: Path, why: str) -> None:
-    warnings.warn(f"{path}: damaged decoded cache entry ({why}); removed and rebuilt from the verified source",
+    failed = _remove_entry(path)
+    done = "removed" if failed is None else f"could not be removed ({failed})"
+    warnings.warn(f"{path}: damaged decoded cache entry ({why}); {done}; rebuilt from the verified source",
                   DataWarning, stacklevel=4)
-    _remove_entry(path)
 
 
-def _remove_entry(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    _sidecar(path).unlink(missing_ok=True)
+def _remove_entry(path: Path) -> str | None:
+    """Remove a decoded cache entry (.npy and sidecar); None, or why it could not be (a read-only cache...)."""
+    for p in (path, _sidecar(path)):
+        try:
+            p.unlink(missing_ok=True)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def _write_cached(path: Path, array: np.ndarray, digest: str) -> None:
@@ -590,7 +621,7 @@ def verify_dataset(name: str, data_dir: str | Path | None = None) -> list[tuple[
     if not spec.files:
         return []
     folders = _folders(spec, data_dir)
-    results = []
+    results: list[tuple[str, str, str | None]] = []
     for f in spec.files:
         found = [(kind, p) for kind, d in folders if (p := find_file(f, d))]
         if not found:
@@ -605,16 +636,18 @@ def verify_dataset(name: str, data_dir: str | Path | None = None) -> list[tuple[
             results.append((f.name, str(path), str(exc).removeprefix(f"{path}: ")))
             continue
         decoded = _decoded_path(spec, f, path, expected)
-        if decoded.is_file():
-            try:
-                cached = np.load(decoded, mmap_mode="r", allow_pickle=False)
-                same = cached.shape == array.shape and bool(np.array_equal(cached, array))
-            except (OSError, ValueError):
-                same = False
-            problem = None if same else "differs from its verified source (damaged): removed, rebuilt on next load"
-            if not same:
-                _remove_entry(decoded)
-            results.append((f"{f.name} (decoded cache)", str(decoded), problem))
+        cached, _, damage = _open_cached(decoded, expected)
+        if cached is not None and (cached.shape != array.shape or not np.array_equal(cached, array)):
+            damage = "differs from its verified source"
+        if cached is None and not damage:
+            _remove_entry(decoded)  # absent, or a killed load's .npy without its sidecar: nothing to report
+            continue
+        problem = None
+        if damage:
+            failed = _remove_entry(decoded)
+            done = "removed, rebuilt on next load" if failed is None else f"could not be removed: {failed}"
+            problem = f"damaged ({damage}): {done}"
+        results.append((f"{f.name} (decoded cache)", str(decoded), problem))
     return results
 
 
