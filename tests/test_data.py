@@ -351,6 +351,52 @@ def test_a_folder_is_a_dataset(tmp_path):
         load_dataset(folder)
 
 
+def _three_class_folder(folder):
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for part, n in (("train", 30), ("t10k", 9)):
+        write_idx(folder / f"{part}-images-idx3-ubyte", rng.integers(0, 255, (n, 4, 4)).astype(np.uint8))
+        write_idx(folder / f"{part}-labels-idx1-ubyte", (np.arange(n) % 3).astype(np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize("content, names", [
+    (b"a\nb\nc\n" + b"x" * (64 << 20), ("a", "b", "c")),  # only what three names need is read
+    (b"a\nb\nc\nd" + "\u00e9".encode() * 40_000, ("a", "b", "c")),  # the cut falls inside a character
+    ("\n".join("\u754c" * 100 for _ in range(3)).encode(), ("\u754c" * 100,) * 3),  # 300-byte names
+    ("a\u2028b\r\n\n  c \n\x0bd\n".encode(), ("a\u2028b", "c", "d")),  # only \n ends a line
+])
+def test_classes_txt_reads_names_not_more(tmp_path, content, names):
+    folder = _three_class_folder(tmp_path / "three")
+    (folder / "classes.txt").write_bytes(content)
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        assert load_dataset(folder).spec.class_names == names
+        assert tracemalloc.get_traced_memory()[1] < 8 << 20  # bounded by k names, not by the file
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "not a regular file"),
+    (os.mkfifo, "not a regular file"),  # would block forever
+    (lambda p: p.symlink_to("/dev/zero"), "not a regular file"),  # would never end
+    (lambda p: p.symlink_to(p.parent / "nowhere"), "No such file or directory"),
+    (lambda p: p.write_bytes(b"\xff\xfe\n" * 3), "not readable UTF-8 text"),
+    (lambda p: p.write_bytes(b"x" * (1 << 20)), "expected at least 3 class names"),
+])
+def test_a_classes_txt_that_is_not_a_text_file_is_one_clear_error(tmp_path, make, message):
+    folder = _three_class_folder(tmp_path / "three")
+    make(folder / "classes.txt")
+    _unblock_later(folder / "classes.txt")
+    started = time.monotonic()
+    with pytest.raises(DataFormatError, match=message):
+        load_dataset(folder)
+    assert time.monotonic() - started < 4
+
+
 def test_cache_root_respects_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("MNIST_SOFTMAX_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -432,14 +432,23 @@ def _complete_folder_spec(spec: DatasetSpec, arrays: dict[str, np.ndarray]) -> D
 
 
 def _class_names(folder: Path, k: int) -> tuple[str, ...]:
+    """The first `k` names in the folder's classes.txt (one per line), else 0..k-1; reads only what k names need."""
     path = folder / "classes.txt"
-    if not path.is_file():
+    if not os.path.lexists(path):
         return tuple(str(i) for i in range(k))
+    limit = 4 * (MAX_CLASS_NAME + 2) * k + (1 << 16)  # k names of 4-byte characters, and room for blank lines
     try:
-        text = path.read_bytes()[: 200 * k + 1000].decode("utf-8")
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
+            raise DataFormatError(f"{path}: not a regular file")
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+        if len(raw) > limit:  # keep whole lines only: the cut may fall inside a character
+            raw = raw[: raw.rfind(b"\n", 0, limit) + 1]
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"{path}: not readable UTF-8 text ({exc})") from None
-    names = [line.strip() for line in text.splitlines() if line.strip()]
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise DataFormatError(f"{path}: not readable UTF-8 text ({why})") from None
+    names = [line.strip() for line in text.split("\n") if line.strip()]  # only \n ends a line (not U+2028...)
     if len(names) < k or any(len(n) > MAX_CLASS_NAME for n in names[:k]):
         raise DataFormatError(
             f"{path}: expected at least {k} class names (one per line, at most {MAX_CLASS_NAME} characters), "
