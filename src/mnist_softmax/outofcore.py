@@ -27,7 +27,7 @@ from .stream import StreamState, check_streamable
 
 CHUNK_ROWS = 4096  # rows read together: a few MB, long sequential reads
 WINDOW_CHUNKS = 16  # chunks shuffled together: 64k rows, 50 MB of 28x28 uint8 images
-BLOCK_ROWS = 8192  # rows per StreamState.update
+BLOCK_ROWS = 4096  # rows per StreamState.update: 13 MB as float32 features
 
 
 @dataclass(frozen=True)
@@ -39,17 +39,19 @@ class ArrayFile:
     dtype: np.dtype
     shape: tuple[int, ...]
 
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) as an in-memory array, read through a memory map of those rows only, closed at
-        once (a long-lived map of the whole file would count every page read in the process's resident memory)."""
-        stop = min(stop, self.shape[0])
-        row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
-        if stop <= start:
-            return np.empty((0, *self.shape[1:]), self.dtype.newbyteorder("="))
-        view = np.memmap(self.path, self.dtype, "r", offset=self.offset + start * row_bytes,
-                         shape=(stop - start, *self.shape[1:]))
-        out = np.array(view, dtype=self.dtype.newbyteorder("="))
-        del view  # unmaps: the copy holds no reference to the map
+    def rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows [start, stop) in memory (into `out` when given), read through a memory map of those rows only,
+        closed at once (a long-lived map of the whole file would count every page read in the process's resident
+        memory)."""
+        stop = max(start, min(stop, self.shape[0]))
+        if out is None:
+            out = np.empty((stop - start, *self.shape[1:]), self.dtype.newbyteorder("="))
+        if stop > start:
+            row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+            view = np.memmap(self.path, self.dtype, "r", offset=self.offset + start * row_bytes,
+                             shape=(stop - start, *self.shape[1:]))
+            out[...] = view
+            del view  # unmaps: the copy holds no reference to the map
         return out
 
 
@@ -119,9 +121,12 @@ class ShardSet:
         return [(i, s, min(s + rows, f.shape[0]))
                 for i, f in enumerate(self.images) for s in range(0, f.shape[0], rows)]
 
-    def read(self, shard: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Images (m, *image_shape) and labels (m,) int64 of rows [start, stop) of one shard."""
-        return self.images[shard].rows(start, stop), self.labels[shard].rows(start, stop).astype(np.int64)
+    def read(self, shard: int, start: int, stop: int, images=None, labels=None) -> tuple[np.ndarray, np.ndarray]:
+        """Images (m, *image_shape) and labels (m,) int64 of rows [start, stop) of one shard (into the given
+        arrays, when given)."""
+        if labels is None:
+            labels = np.empty(stop - start, np.int64)
+        return self.images[shard].rows(start, stop, images), self.labels[shard].rows(start, stop, labels)
 
 
 _IMAGES = re.compile(r"images")
@@ -186,12 +191,18 @@ def shuffled_blocks(
     read at a time, their rows shuffled together and yielded as (images, labels) blocks of `block_rows`."""
     chunks = shards.chunks(chunk_rows)
     order = rng.permutation(len(chunks))
+    size = min(window * chunk_rows, shards.n)
+    window_images = np.empty((size, *shards.image_shape), np.uint8)  # one buffer, reused for every window
+    window_labels = np.empty(size, np.int64)
     for w in range(0, len(order), window):
-        parts = [shards.read(*chunks[i]) for i in order[w : w + window]]
-        images = np.concatenate([p[0] for p in parts])
-        labels = np.concatenate([p[1] for p in parts])
-        del parts
-        mix = rng.permutation(len(labels))
+        filled = 0
+        for i in order[w : w + window]:
+            shard, start, stop = chunks[i]
+            shards.read(shard, start, stop, window_images[filled : filled + stop - start],
+                        window_labels[filled : filled + stop - start])
+            filled += stop - start
+        images, labels = window_images[:filled], window_labels[:filled]
+        mix = rng.permutation(filled)
         for s in range(0, len(mix), block_rows):
             rows = mix[s : s + block_rows]
             yield images[rows], labels[rows]
