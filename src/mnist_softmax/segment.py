@@ -13,14 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SPECK = 0.04  # strokes with less ink than this share of the largest are specks or dirt
+SPECK = 0.04  # strokes with less ink than this share of the largest are specks or dirt (unless on a digit)
+LIGHT = 0.15  # a group with less ink than this share of the typical digit's is loose fragments, not a digit
+FRAGMENT = 0.003  # ... but down to this share they are kept as a broken stroke's fragments if they lie on the line
 SHORT = 0.35  # marks less tall than this share of the line's digit height are not digits (unless part of one)
 OVERLAP = 0.3  # strokes overlapping horizontally by this share of the narrower are one digit
 PIECE = 0.6  # a group less tall than this share of the digit height is part of a digit if one is near
 REACH = 0.15  # ... within this share of the digit height
 TOUCH = 0.05  # neighbours closer than this share of the digit height ...
 NARROW = 0.75  # ... and together narrower than this share of it are one broken digit
-LINE = 2.5  # strokes longer than this many digit heights are lines (rulings, margins, edges), not ink of digits
+LINE = 1.8  # strokes longer than this many digit heights are lines (rulings, margins, edges), not ink of digits
 WIDE = 1.15  # a group wider than this times the digit height holds more than one digit
 DIGIT_WIDTH = 0.7  # a typical digit's width / height, for guessing how many digits a wide group holds
 
@@ -149,20 +151,39 @@ def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
     if not keep.any():
         return []
     tall &= keep
-    if tall.any():
-        line_height = float(np.percentile(heights[tall], 75))
-        centre = float(np.median((boxes[tall, 0] + boxes[tall, 2]) / 2))
-    else:
-        centre = float(np.median((boxes[keep, 0] + boxes[keep, 2]) / 2))
+    if not tall.any():
+        tall = keep
+    # the line: the middle of the heavy strokes, weighted by their ink (stray marks and corners weigh little), and
+    # the height of those that cross it
+    middles = (boxes[tall, 0] + boxes[tall, 2]) / 2
+    order = np.argsort(middles)
+    weight = np.cumsum(mass[tall][order])
+    centre = float(middles[order][np.searchsorted(weight, weight[-1] / 2)])
+    crossing = tall & (boxes[:, 0] <= centre) & (boxes[:, 2] >= centre)
+    line_height = float(np.percentile(heights[crossing if crossing.any() else tall], 75))
+    # A faint or skipping pen breaks a digit into fragments, each far smaller than a whole stroke: on the line they
+    # join the digit they lie within; off the line they are specks.
+    middle = (boxes[:, 0] + boxes[:, 2]) / 2
+    fragment = (mass >= FRAGMENT * mass.max()) & (np.abs(middle - centre) <= 0.6 * line_height)
+    keep |= fragment & (heights <= LINE * line_height) & (widths <= LINE * line_height)
+    # strokes lying mostly above or below the line are stray marks, whatever their size
+    inside = np.minimum(boxes[:, 2], centre + line_height / 2) - np.maximum(boxes[:, 0], centre - line_height / 2)
+    keep &= inside >= 0.5 * np.minimum(heights, line_height)
     groups = _groups(boxes, keep)
     spans = [[boxes[g, 0].min(), boxes[g, 1].min(), boxes[g, 2].max(), boxes[g, 3].max()] for g in groups]
     groups, spans = _merge_pieces(groups, spans, line_height)
+    inks = [float(mass[g].sum()) for g in groups]
+    typical = float(np.median([m for m, (t, _, b, _) in zip(inks, spans) if b - t >= SHORT * line_height] or [0]))
+    # marks cut by the image's edge (a shadow, the sheet's corner) are not digits, if whole digits are there
+    inner = [t > 0 and lft > 0 and b < ink.shape[0] and r < ink.shape[1] for t, lft, b, r in spans]
     digits = []
-    for group, (top, left, bottom, right) in zip(groups, spans):
+    for group, (top, left, bottom, right), group_ink, whole in zip(groups, spans, inks, inner):
+        if not whole and any(inner):
+            continue
         height = bottom - top
         off_line = abs((top + bottom) / 2 - centre) > line_height
-        if height < SHORT * line_height or (off_line and height < 0.8 * line_height):
-            continue  # a dot, dirt, a short stray stroke, or a mark off the line
+        if height < SHORT * line_height or (off_line and height < 0.8 * line_height) or group_ink < LIGHT * typical:
+            continue  # a dot, dirt, a short stray stroke, a mark off the line, or loose fragments
         members = np.isin(labels[top:bottom, left:right], np.asarray(group) + 1)
         piece = np.where(members, ink[top:bottom, left:right], 0).astype(np.float32)
         digit = Digit((int(top), int(left), int(bottom), int(right)), piece)
