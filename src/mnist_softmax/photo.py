@@ -143,9 +143,10 @@ def _coverage(mask: np.ndarray, angle: float, dist: float, reach: int = 2) -> fl
     if len(ys) < 0.3 * max(mask.shape):
         return 0.0
     horizontal = abs(np.sin(angle)) > abs(np.cos(angle))
+    h, w = mask.shape
     hit = np.zeros(len(ys), bool)
     for d in range(-reach, reach + 1):
-        y, x = (np.clip(ys + d, 0, mask.shape[0] - 1), xs) if horizontal else (ys, np.clip(xs + d, 0, mask.shape[1] - 1))
+        y, x = (np.clip(ys + d, 0, h - 1), xs) if horizontal else (ys, np.clip(xs + d, 0, w - 1))
         hit |= mask[y, x]
     return float(hit.mean())
 
@@ -264,7 +265,7 @@ def clean(image: np.ndarray) -> np.ndarray:
 def _scores(ink: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     """How much each labelled region (1..n; index 0 unused) looks like the digit: its ink, counted less the
     further it lies from the middle, and far less when it runs off the photo or spans all of it (shadows' edges,
-    the ends of rulings, the edge of the sheet)."""
+    the ends of rulings, the edge of the sheet: `suspect`, the second array returned)."""
     from scipy import ndimage
 
     h, w = ink.shape
@@ -276,12 +277,15 @@ def _scores(ink: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     score = total * (1 - np.hypot((cy - h / 2) / h, (cx - w / 2) / w))  # a mark at the very edge counts ~half
     edge = np.zeros(ink.shape, bool)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
-    score[np.unique(labels[edge])] *= 0.2
+    suspect = np.zeros(n + 1, bool)
+    suspect[np.unique(labels[edge])] = True
+    score[suspect] *= 0.1
     for k, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is not None and (box[0].stop - box[0].start > 0.9 * h or box[1].stop - box[1].start > 0.9 * w):
-            score[k] *= 0.2
+            score[k] *= 0.1
+            suspect[k] = True
     score[0] = -1
-    return score
+    return score, suspect
 
 
 def isolate_digit(ink: np.ndarray, reach: float = 0.15) -> np.ndarray:
@@ -294,16 +298,16 @@ def isolate_digit(ink: np.ndarray, reach: float = 0.15) -> np.ndarray:
     if not mask.any():
         return ink
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    scores = _scores(ink, labels, n)
+    scores, suspect = _scores(ink, labels, n)
     best = int(np.argmax(scores))
     rows, cols = np.nonzero((labels == best).any(axis=1))[0], np.nonzero((labels == best).any(axis=0))[0]
     size = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
     gaps = ndimage.distance_transform_edt(~mask)
     groups, m = ndimage.label(gaps <= max(2.0, reach * size), structure=np.ones((3, 3)))
     group = groups[labels == best][0]
-    # Grouping may have reached a line or shadow: keep the digit's strokes, not what only touches them.
+    # Grouping may have reached a shadow's edge or the sheet's: keep the digit's strokes, not what runs off the photo.
     keep = np.unique(labels[(groups == group) & mask])
-    keep = keep[(scores[keep] > 0.05 * scores[best]) | (keep == best)]
+    keep = keep[~suspect[keep] | (keep == best)]
     return np.where(np.isin(labels, keep), ink, 0).astype(np.float32)
 
 
