@@ -15,13 +15,12 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from photos import write_photos  # noqa: E402
-
 from mnist_softmax import load_dataset, plots  # noqa: E402
 from mnist_softmax.photo import clean, isolate_digit  # noqa: E402
 from mnist_softmax.preprocess import image_for_model, load_pixels  # noqa: E402
 from mnist_softmax.recipes import get_recipe  # noqa: E402
 from mnist_softmax.train import train  # noqa: E402
+from photos import write_photos  # noqa: E402
 
 
 def main():
