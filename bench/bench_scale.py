@@ -3,7 +3,7 @@ same set on a Dask LocalCluster (time, memory per worker), the exact distributed
 and scikit-learn's one-vs-rest SGDClassifier.partial_fit on the same stream as a peer.
 
     nice python bench/make_shards.py /tmp/mnist2m --images 2000000
-    nice python bench/bench_scale.py /tmp/mnist2m --sizes 250000,500000,1000000,2000000 --workers 4
+    nice python bench/bench_scale.py /tmp/mnist2m --sizes 500000,1000000,2000000 --workers 4
 
 Each out-of-core run is its own process, so its peak resident memory (ru_maxrss) is its own. Accuracy is on
 MNIST's 10,000 test images, which the shards never contain.
@@ -141,7 +141,7 @@ def _smooth(recipe) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shards", type=Path)
-    parser.add_argument("--sizes", default="250000,500000,1000000,2000000")
+    parser.add_argument("--sizes", default="500000,1000000,2000000")
     parser.add_argument("--epochs", type=float, default=1.0, help="passes over each set (default: 1)")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--no-cluster", action="store_true")
