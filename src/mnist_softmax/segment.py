@@ -22,7 +22,7 @@ PIECE = 0.6  # a group less tall than this share of the digit height is part of 
 REACH = 0.15  # ... within this share of the digit height
 TOUCH = 0.05  # neighbours closer than this share of the digit height ...
 NARROW = 0.75  # ... and together narrower than this share of it are one broken digit
-LINE = 1.8  # strokes longer than this many digit heights are lines (rulings, margins, edges), not ink of digits
+LINE = 1.8  # thin strokes longer than this many digit heights are lines (rulings, margins, edges), not digits
 WIDE = 1.15  # a group wider than this times the digit height holds more than one digit
 DIGIT_WIDTH = 0.7  # a typical digit's width / height, for guessing how many digits a wide group holds
 
@@ -147,7 +147,8 @@ def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
     tall = keep & (mass >= 0.15 * mass[keep].max())
     line_height = float(np.median(heights[tall]))
     # long straight lines the cleanup left (a margin, the sheet's edge) are far longer than a digit is tall
-    keep &= (heights <= LINE * line_height) & (widths <= LINE * line_height)
+    lines = (np.maximum(heights, widths) > LINE * line_height) & (np.minimum(heights, widths) < 0.5 * line_height)
+    keep &= ~lines
     if not keep.any():
         return []
     tall &= keep
@@ -165,10 +166,10 @@ def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
     # join the digit they lie within; off the line they are specks.
     middle = (boxes[:, 0] + boxes[:, 2]) / 2
     fragment = (mass >= FRAGMENT * mass.max()) & (np.abs(middle - centre) <= 0.6 * line_height)
-    keep |= fragment & (heights <= LINE * line_height) & (widths <= LINE * line_height)
+    keep |= fragment & ~lines
     # strokes lying mostly above or below the line are stray marks, whatever their size
     inside = np.minimum(boxes[:, 2], centre + line_height / 2) - np.maximum(boxes[:, 0], centre - line_height / 2)
-    keep &= inside >= 0.5 * np.minimum(heights, line_height)
+    keep &= inside >= 0.3 * np.minimum(heights, line_height)
     groups = _groups(boxes, keep)
     spans = [[boxes[g, 0].min(), boxes[g, 1].min(), boxes[g, 2].max(), boxes[g, 3].max()] for g in groups]
     groups, spans = _merge_pieces(groups, spans, line_height)
