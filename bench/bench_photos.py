@@ -153,9 +153,10 @@ def main_bench() -> None:
         if path is None:
             path = work / "tiny.png"
             Image.fromarray(ds.test_images[0]).save(path)
-        code = ("import resource, sys; from mnist_softmax.preprocess import image_for_model; "
+        code = ("from mnist_softmax.preprocess import image_for_model; "
                 f"image_for_model({str(path)!r}, (28, 28), 1 / 255); "
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                "print([line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0])")
+        # VmHWM: this process's own peak (ru_maxrss can carry the parent's over exec)
         rss[name] = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout) / 1024
     print(f"seconds per 4000 px photo: wall median {np.median(big_wall):.3f}, max {big_wall.max():.3f}; CPU median "
           f"{np.median(big_cpu):.3f}, max {big_cpu.max():.3f}; numpy peak of one {peak / 1e6:.0f} MB; "
