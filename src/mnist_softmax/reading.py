@@ -67,12 +67,14 @@ def load_ink(path: str | Path) -> Ink:
     return Ink(np.asarray(ink, np.float32), bool(is_photo), scale)
 
 
-def model_input(piece: np.ndarray, shape, convention: str, is_photo: bool) -> np.ndarray | None:
-    """One digit's ink -> the model's input in [0, 1] (None if blank), as preprocess.image_for_model makes it."""
+def model_input(piece: np.ndarray, shape, convention: str, is_photo: bool, pad: bool = True) -> np.ndarray | None:
+    """One digit's ink -> the model's input in [0, 1] (None if blank), as preprocess.image_for_model makes it.
+    With `pad`, for a digit cut from a line (background exactly 0): a margin of paper around it first, since the
+    pipelines take the median as the background and a digit's tight box can be all ink."""
     from .preprocess import photo_digit_input, to_digits_input, to_model_input
 
-    # a margin of paper: the pipelines take the median as the background, and a digit's tight box can be all ink
-    piece = np.pad(np.asarray(piece, np.float32), max(2, max(piece.shape) // 4))
+    if pad:
+        piece = np.pad(np.asarray(piece, np.float32), max(2, max(piece.shape) // 4))
     if is_photo:
         return photo_digit_input(piece, tuple(shape), convention)
     if convention == "digits":
@@ -140,9 +142,9 @@ def one_digit(model, path) -> OneDigit:
             if ink.is_photo:
                 from .photo import isolate_digit
 
-                image = model_input(isolate_digit(ink.ink), shape, convention, True)
+                image = model_input(isolate_digit(ink.ink), shape, convention, True, pad=False)
             else:
-                image = model_input(ink.ink, shape, convention, False)
+                image = model_input(ink.ink, shape, convention, False, pad=False)
         if image is None:
             return OneDigit(None, "blank", REASONS["blank"])
     ratio = novelty_ratio(model, np.asarray(image, np.float32))
