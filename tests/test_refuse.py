@@ -49,8 +49,8 @@ def test_letters_refused_digits_kept(mnist_run, tmp_path, capsys):
     main(["predict", str(mnist_run / "model.npz"), *map(str, paths), "--json"])
     rows = _rows(capsys)
     photo_refused = np.mean([r["prediction"] is None for r in rows])
-    # The issue asks at most 3%; on these 50 photos this model refuses up to 12% (see the README): a known gap.
-    assert photo_refused <= 0.15, (photo_refused, [r.get("refusal") for r in rows if r["prediction"] is None])
+    # 50 photos: one refusal is 2% (the default model refuses 1 of these); bench/bench_refuse.py measures 300
+    assert photo_refused <= 0.06, (photo_refused, [r.get("refusal") for r in rows if r["prediction"] is None])
 
 
 def test_blank_two_digits_and_the_text_line(mnist_run, tmp_path, capsys):
