@@ -386,6 +386,8 @@ def test_classes_txt_reads_names_not_more(tmp_path, content, names):
     (lambda p: p.symlink_to(p.parent / "nowhere"), "No such file or directory"),
     (lambda p: p.write_bytes(b"\xff\xfe\n" * 3), "not readable UTF-8 text"),
     (lambda p: p.write_bytes(b"x" * (1 << 20)), "expected at least 3 class names"),
+    (lambda p: p.write_bytes(b"a\nb\x1b[31m\nc\n"), r"class name 'b\\x1b\[31m' holds a control character"),
+    (lambda p: p.write_bytes(b"a\x00z\nb\nc\n"), "holds a control character"),
 ])
 def test_a_classes_txt_that_is_not_a_text_file_is_one_clear_error(tmp_path, make, message):
     folder = _three_class_folder(tmp_path / "three")

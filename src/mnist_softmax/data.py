@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import stat
+import unicodedata
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -454,6 +455,9 @@ def _class_names(folder: Path, k: int) -> tuple[str, ...]:
             f"{path}: expected at least {k} class names (one per line, at most {MAX_CLASS_NAME} characters), "
             f"found {len(names)}"
         )
+    bad = next((n for n in names[:k] if any(unicodedata.category(c) == "Cc" for c in n)), None)
+    if bad is not None:  # NUL, ESC, DEL...: no font draws them and a terminal obeys them
+        raise DataFormatError(f"{path}: class name {bad!r} holds a control character")
     return tuple(names[:k])
 
 
