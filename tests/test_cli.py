@@ -29,7 +29,8 @@ def test_train_digits_writes_a_run_and_evaluate_reads_it(tmp_path):
     out = tmp_path / "run"
     result = run("train", "--dataset", "digits", "--out", out)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "history.csv", "metrics.json", "model.npz", "weights.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "history.csv", "metrics.json", "model.npz",
+                                                     "weights.gif", "weights.png"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.95 and metrics["validation_accuracy"] >= 0.9
     assert "accuracy  train" in result.stdout and f"run       {out}/" in result.stdout

@@ -53,18 +53,39 @@ class Novelty:
                    float(meta["blur"]), float(meta.get("quantile", QUANTILE)))
 
 
+def _blur_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n) Gaussian blur of one axis, zero outside, truncated at 4 sigma: what scipy.ndimage.gaussian_filter1d
+    does with mode="constant", as a matrix, so blurring a stack of small images is two matrix products."""
+    radius = int(4.0 * sigma + 0.5)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    offsets = np.arange(n)[None, :] - np.arange(n)[:, None]  # column - row
+    inside = np.abs(offsets) <= radius
+    return np.where(inside, taps[np.clip(offsets + radius, 0, 2 * radius)], 0).astype(np.float32)
+
+
 def shape_features(images: np.ndarray, blur: float = BLUR) -> np.ndarray:
     """Images (n, h, w) in [0, 1] -> (n, h * w) float32: deskewed, then blurred by `blur` (in 28x28 pixels)."""
-    from scipy import ndimage
-
     from .preprocess import deskew
 
     images = deskew(np.asarray(images, np.float32))
     n, h, w = images.shape
     sigma = blur * min(h, w) / 28
     if sigma > 0:
-        images = ndimage.gaussian_filter(images, (0, sigma, sigma), mode="constant")
+        images = _blur_matrix(h, sigma) @ images @ _blur_matrix(w, sigma).T
     return images.reshape(n, h * w)
+
+
+def _top_eigenvectors(scatter: np.ndarray, m: int, rng: np.random.Generator, iterations: int = 30) -> np.ndarray:
+    """The m leading eigenvectors (m, d) of a symmetric positive semi-definite (d, d) matrix, by subspace
+    iteration with 10 extra vectors and a Rayleigh-Ritz step: milliseconds where a full eigh of 784x784 takes
+    0.2 s per class, and the same subspace to within rounding for the well-separated top of an image scatter."""
+    d = len(scatter)
+    q = np.linalg.qr(scatter @ rng.standard_normal((d, min(d, m + 10))))[0]
+    for _ in range(iterations):
+        q = np.linalg.qr(scatter @ q)[0]
+    values, vectors = np.linalg.eigh(q.T @ scatter @ q)
+    return (q @ vectors[:, ::-1][:, :m]).T
 
 
 def residuals(means: np.ndarray, bases: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -88,7 +109,6 @@ def fit(images: np.ndarray, labels: np.ndarray, k: int, validation: np.ndarray, 
     """Fit the class subspaces on training images (n, h, w) with class indices (n,), and set the threshold at
     `quantile` of the scores of the `validation` images (at most 3,000 of them). Pixels times `scale` are in [0, 1];
     only the sampled rows are converted, so the training set is never copied."""
-    from scipy.linalg import eigh
     from threadpoolctl import threadpool_limits
 
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -108,8 +128,7 @@ def fit(images: np.ndarray, labels: np.ndarray, k: int, validation: np.ndarray, 
             X -= means[c]
             # the top eigenvectors of the (d, d) scatter matrix: cheaper than an SVD of the rows
             m = min(components, d)
-            _, vectors = eigh((X.T @ X).astype(np.float64), subset_by_index=(d - m, d - 1))
-            bases[c, :m] = vectors[:, ::-1].T
+            bases[c, :m] = _top_eigenvectors((X.T @ X).astype(np.float64), m, rng)
         rows = np.sort(rng.permutation(len(validation))[:3000])
         scores = residuals(means, bases, shape_features(validation[rows] * np.float32(scale))).min(axis=1)
     return Novelty(means, bases, float(np.quantile(scores, quantile)), BLUR, quantile)
