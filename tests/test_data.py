@@ -301,6 +301,7 @@ def test_environment_folder_of_another_dataset_is_passed_over(tiny, tmp_path, mo
     assert ds.sources["train_images"].startswith(str(isolated_cache / "other"))
     assert (folder / "train-images-idx3-ubyte.gz").exists()  # tiny's good files are untouched
     assert load_dataset("tiny", download=False).sources["train_images"].startswith(str(folder))
+    assert all(problem is None for _, _, problem in data.verify_dataset("other"))  # verify checks what loads
     # A NAME/ subfolder of the variable's folder is that dataset's own.
     shutil.copytree(other_folder, folder / "other")
     assert load_dataset("other", download=False).sources["train_images"].startswith(str(folder / "other"))

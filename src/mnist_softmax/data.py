@@ -640,14 +640,23 @@ def verify_dataset(name: str, data_dir: str | Path | None = None) -> list[tuple[
         if not found:
             results.append((f.name, "", "missing"))
             continue
-        kind, path = found[0]
-        try:
-            expected = _expected(spec, f, kind)
-            array, digest = read_verified(spec, f, path, expected)
-            results.append((f.name, str(path), None))
-        except DataError as exc:
-            results.append((f.name, str(path), str(exc).removeprefix(f"{path}: ")))
+        failures = []
+        for kind, path in found:  # as a load does: a file that is not this dataset's is passed over
+            try:
+                expected = _expected(spec, f, kind)
+                array, digest = read_verified(spec, f, path, expected)
+                break
+            except DataError as exc:
+                failures.append((str(path), str(exc).removeprefix(f"{path}: ")))
+                if kind == "explicit":
+                    break
+        else:
+            results.append((f.name, *failures[0]))
             continue
+        if kind == "explicit" and failures:
+            results.append((f.name, *failures[0]))
+            continue
+        results.append((f.name, str(path), None))
         decoded = _decoded_path(spec, f, path, expected)
         cached, _, damage = _open_cached(decoded, expected)
         if cached is not None and (cached.shape != array.shape or not np.array_equal(cached, array)):
