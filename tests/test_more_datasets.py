@@ -18,7 +18,7 @@ import pytest
 from mnist_softmax import data, datasets, load_dataset
 from mnist_softmax.cli import main
 from mnist_softmax.datasets import ArchiveSpec
-from mnist_softmax.errors import DownloadError
+from mnist_softmax.errors import DataFormatError, DownloadError
 from mnist_softmax.idx import write_idx
 
 
@@ -208,3 +208,19 @@ def test_a_folder_dataset_of_16x16_images_trains_reports_and_draws(tmp_path, cap
     assert '"shape": [16, 16]' in page or '"shape":[16,16]' in page
     assert main(["evaluate", str(out / "model.npz"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["accuracy"] >= 0.95
+
+
+def test_an_archive_member_that_is_not_idx_is_named_not_our_temporary(tmp_path, monkeypatch, isolated_cache):
+    spec = datasets.DATASETS["emnist-digits"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in spec.files:
+            z.writestr(f.member, gzip.compress(b"\0" * 10_000_000))  # inflates to zeros, not IDX
+    (tmp_path / "gzip.zip").write_bytes(buffer.getvalue())
+    archive = ArchiveSpec("gzip.zip", hashlib.sha256(buffer.getvalue()).hexdigest(), len(buffer.getvalue()))
+    monkeypatch.setitem(datasets.DATASETS, "emnist-digits", dataclasses.replace(spec, archive=archive))
+    with pytest.raises(DataFormatError) as info:
+        data.import_dataset("emnist-digits", tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / 'gzip.zip'}: member {spec.files[0].member}: not an IDX file")
+    assert ".part" not in str(info.value)
+    assert not [p for p in isolated_cache.rglob("*") if p.is_file()]

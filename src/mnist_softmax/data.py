@@ -580,7 +580,11 @@ def extract_archive(archive: Path, spec_archive) -> list[str]:
                             shutil.copyfileobj(member, out, 1 << 20)
                         out.flush()
                         ndim, dtype = (3, "u1") if f.role.endswith("images") else (1, "u1")
-                        pins[f.name] = read_idx(out.name, ndim=ndim, dtype=dtype).sha256
+                        try:
+                            pins[f.name] = read_idx(out.name, ndim=ndim, dtype=dtype).sha256
+                        except DataFormatError as exc:  # name the member, not our hidden temporary file
+                            why = str(exc).removeprefix(f"{out.name}: ")
+                            raise DataFormatError(f"{archive}: member {f.member}: {why}") from None
                     extracted.append(f.name)
                 with atomic_write(cache / PINS) as out:
                     out.write(json.dumps(pins, indent=1, sort_keys=True).encode())
