@@ -347,6 +347,12 @@ def test_a_folder_is_a_dataset(tmp_path):
     write_idx(folder / "t10k-labels-idx1-ubyte", (np.arange(30) % 2).astype(np.uint8))  # the data changed
     with pytest.raises(ChecksumError, match="t10k-labels-idx1-ubyte: checksum mismatch"):
         load_dataset(folder, checksums=ds.checksums)
+    moved = folder.rename(tmp_path / "moved")  # a run's recorded folder moved: found at data_dir, still pinned
+    with pytest.raises(DataNotFoundError, match=r"data folder .*shapes does not exist \(moved\?\)"):
+        load_dataset(str(folder), checksums=ds.checksums)
+    with pytest.raises(ChecksumError, match="t10k-labels-idx1-ubyte: checksum mismatch"):
+        load_dataset(str(folder), moved, checksums=ds.checksums)
+    folder = moved
     (folder / "classes.txt").write_text("only-one\n")
     with pytest.raises(DataFormatError, match="expected at least 3 class names"):
         load_dataset(folder)

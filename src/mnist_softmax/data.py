@@ -389,6 +389,10 @@ def resolve(name: str | Path, checksums: dict[str, str] | None = None) -> Datase
         return DATASETS[name]
     folder = Path(name).expanduser()
     if not folder.is_dir():
+        if isinstance(name, Path) or os.sep in name:  # a folder dataset's folder, gone (moved, say)
+            raise DataNotFoundError(f"data folder {folder} does not exist (moved?); give the folder where its four "
+                                    f"IDX files are now as data_dir", cli=f"data folder {folder} does not exist "
+                                    f"(moved?); pass --data-dir DIR, the folder where its four IDX files are now")
         return get_dataset(str(name))  # raises, listing the names
     return folder_spec(folder, checksums)
 
@@ -475,7 +479,10 @@ def load_dataset(
     per-transfer callback (see download.fetch_file). `checksums` pins a folder dataset's files to the payload
     digests a model recorded. Raises DataNotFoundError saying how to get the data.
     """
-    spec = resolve(name, checksums)
+    moved = data_dir and name not in DATASETS and not Path(name).expanduser().is_dir()
+    spec = resolve(data_dir if moved else name, checksums)  # a folder dataset found again at data_dir
+    if spec.folder:
+        data_dir = None
     if spec.name == "digits" and not spec.folder:
         return _load_digits()
     if download is None:
