@@ -159,8 +159,9 @@ def test_page_is_self_contained(tmp_path):
 
 
 def test_app_refuses_models_without_images(tmp_path, capsys):
-    from mnist_softmax import SoftmaxClassifier, save_model
     from sklearn.datasets import load_iris
+
+    from mnist_softmax import SoftmaxClassifier, save_model
 
     X, y = load_iris(return_X_y=True)
     save_model(SoftmaxClassifier(random_state=0).fit(X, y).to_model(), tmp_path / "iris.npz")

@@ -13,12 +13,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from .explain import contrast, top_classes  # noqa: E402
-from .files import atomic_write  # noqa: E402
+from .explain import contrast, top_classes
+from .files import atomic_write
 
 SIGNED = "RdBu"
 INK = "gray_r"  # input images as on paper: dark ink on white
