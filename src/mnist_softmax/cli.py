@@ -258,6 +258,20 @@ def cmd_report(args) -> int:
     return ExitCode.OK
 
 
+def _image_model_and_files(args):
+    """predict's and read's start: the model (it must be an image model), its image shape and the image files."""
+    from .modelfile import load_model
+
+    model = load_model(args.model)
+    shape = model.preprocessing.image_shape
+    if not shape:
+        raise UsageError("this model was not trained on images, so it cannot read image files")
+    files = _image_files(args.files)
+    if not files:
+        raise UsageError("no image files given (folders are searched for .png, .jpg, .bmp, .gif, .tif, .webp)")
+    return model, shape, files
+
+
 def _image_files(paths) -> list[Path]:
     from .preprocess import IMAGE_SUFFIXES
 
@@ -295,16 +309,9 @@ def cmd_predict(args) -> int:
     from .errors import MnistSoftmaxError, OutputError
     from .explain import top_classes
     from .model import softmax
-    from .modelfile import load_model
     from .reading import one_digit
 
-    model = load_model(args.model)
-    shape = model.preprocessing.image_shape
-    if not shape:
-        raise UsageError("this model was not trained on images, so it cannot read image files")
-    files = _image_files(args.files)
-    if not files:
-        raise UsageError("no image files given (folders are searched for .png, .jpg, .bmp, .gif, .tif, .webp)")
+    model, shape, files = _image_model_and_files(args)
     if args.input_figure and not args.show_input:
         raise UsageError("--input-figure needs --show-input DIR, the folder to write it to")
     for folder in (args.explain, args.show_input):
@@ -371,16 +378,9 @@ def cmd_read(args) -> int:
     import numpy as np
 
     from .errors import MnistSoftmaxError, OutputError
-    from .modelfile import load_model
     from .reading import read_number
 
-    model = load_model(args.model)
-    shape = model.preprocessing.image_shape
-    if not shape:
-        raise UsageError("this model was not trained on images, so it cannot read image files")
-    files = _image_files(args.files)
-    if not files:
-        raise UsageError("no image files given (folders are searched for .png, .jpg, .bmp, .gif, .tif, .webp)")
+    model, shape, files = _image_model_and_files(args)
     if args.explain:
         try:
             Path(args.explain).mkdir(parents=True, exist_ok=True)

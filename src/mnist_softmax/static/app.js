@@ -61,8 +61,9 @@
     return out;
   }
 
-  // grey (h*w, 0..1, ink bright) -> MNIST-style (H*W) or null when blank; to_model_input in preprocess.py
-  function toModelInput(ink, h, w) {
+  // The steps both conventions share (preprocess.py's _ink_level and _crop): background from the median, a noise floor,
+  // and the crop to the ink; null when nothing stands out from the paper.
+  function inkCrop(ink, h, w) {
     const background = median(ink);
     let max = -Infinity;
     for (const v of ink) if (v > max) max = v;
@@ -82,6 +83,14 @@
     if (total < 2) return null;
     const ch = r1 - r0 + 1, cw = c1 - c0 + 1, crop = new Float64Array(ch * cw);
     for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) crop[y * cw + x] = level[(y + r0) * w + x + c0];
+    return { crop, ch, cw };
+  }
+
+  // grey (h*w, 0..1, ink bright) -> MNIST-style (H*W) or null when blank; to_model_input in preprocess.py
+  function toModelInput(ink, h, w) {
+    const found = inkCrop(ink, h, w);
+    if (!found) return null;
+    const { crop, ch, cw } = found;
     const box = Math.max(1, halfUp(Math.min(H, W) * 20 / 28));
     const ratio = box / Math.max(ch, cw);
     const height = Math.max(1, halfUp(ch * ratio)), width = Math.max(1, halfUp(cw * ratio));
@@ -102,25 +111,9 @@
 
   // to_digits_input in preprocess.py: scikit-learn's 8x8 digits, a 32x32 bitmap filling the frame, 4x4 counts / 16
   function toDigitsInput(ink, h, w) {
-    const background = median(ink);
-    let max = -Infinity;
-    for (const v of ink) if (v > max) max = v;
-    const contrast = max - background;
-    if (contrast < 0.15) return null;
-    const level = new Float64Array(ink.length);
-    let total = 0, r0 = h, r1 = -1, c0 = w, c1 = -1;
-    for (let i = 0; i < ink.length; i++) {
-      let v = Math.min(1, Math.max(0, (ink[i] - background) / contrast));
-      v = Math.min(1, Math.max(0, (v - 0.3) / 0.7));
-      level[i] = v; total += v;
-      if (v > 0) {
-        const y = Math.floor(i / w), x = i % w;
-        r0 = Math.min(r0, y); r1 = Math.max(r1, y); c0 = Math.min(c0, x); c1 = Math.max(c1, x);
-      }
-    }
-    if (total < 2) return null;
-    const ch = r1 - r0 + 1, cw = c1 - c0 + 1, crop = new Float64Array(ch * cw);
-    for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) crop[y * cw + x] = level[(y + r0) * w + x + c0];
+    const found = inkCrop(ink, h, w);
+    if (!found) return null;
+    const { crop, ch, cw } = found;
     const BH = 4 * H, BW = 4 * W, ratio = Math.min(BH, BW) / Math.max(ch, cw);
     const height = Math.max(1, halfUp(ch * ratio)), width = Math.max(1, halfUp(cw * ratio));
     const resized = areaResize(crop, ch, cw, height, width);
