@@ -46,7 +46,8 @@ def main():
             cpu.append(time.process_time() - start)
             accuracy.append(np.mean((X_val @ s.coef.T + s.intercept).argmax(1) == y_val))
             rough.append(roughness(s.coef, (28, 28)))
-        print(f"{json.dumps(overrides):<55} validation {100 * np.mean(accuracy):.2f}% (sd {100 * np.std(accuracy):.2f}, "
+        print(f"{json.dumps(overrides):<55} validation {100 * np.mean(accuracy):.2f}% "
+              f"(sd {100 * np.std(accuracy):.2f}, "
               f"min {100 * min(accuracy):.2f})  roughness {np.mean(rough):.3f}  CPU {np.median(cpu):.3f} s  "
               f"{s.n_steps} steps", flush=True)
 

@@ -158,11 +158,11 @@ def main():
           flush=True)
     for r in range(rounds):
         for seed in (2 * r, 2 * r + 1):
-            seconds, clf = wall(lambda: ours(seed), "ours")
+            seconds, clf = wall(lambda seed=seed: ours(seed), "ours")
             our_times.append(seconds)
             our_acc.append(clf.score(Xt, yt))
         if have_torch:
-            seconds, acc = wall(lambda: torch_peer(r), "torch")
+            seconds, acc = wall(lambda r=r: torch_peer(r), "torch")
             torch_times.append(seconds)
             torch_acc.append(acc)
         if not args.quick and r < 2:
@@ -213,12 +213,12 @@ def main():
               flush=True)
         idle_fit, busy_fit, idle_cli, busy_cli = [], [], [], []
         for r in range(3 if args.quick else 4):
-            idle_fit.append(wall(lambda: ours(100 + r))[0])
+            idle_fit.append(wall(lambda r=r: ours(100 + r))[0])
             idle_cli.append(train_process("--no-plots"))
             busy = subprocess.Popen([sys.executable, "-c", BUSY])
             try:
                 time.sleep(0.3)
-                busy_fit.append(wall(lambda: ours(100 + r))[0])
+                busy_fit.append(wall(lambda r=r: ours(100 + r))[0])
                 busy_cli.append(train_process("--no-plots"))
             finally:
                 busy.kill()
@@ -270,13 +270,14 @@ def main():
         o = {k: float(np.median([results["ours"][k], results["ours again"][k]]))
              for k in ("seconds", "objective", "peak_mb")}
         o["reach_seconds"] = float(np.median(reach))
-        print(f"  LogisticRegression(max_iter=1000)          {sk['seconds']:7.2f} s   objective {sk['objective']:.9f}   "
-              f"peak {sk['peak_mb']:.0f} MB")
+        print(f"  LogisticRegression(max_iter=1000)          {sk['seconds']:7.2f} s   "
+              f"objective {sk['objective']:.9f}   peak {sk['peak_mb']:.0f} MB")
         print(f"  optimal recipe (Newton-CG), to grad 1e-6   {o['seconds']:7.2f} s   objective {o['objective']:.9f}   "
               f"peak {o['peak_mb']:.0f} MB")
         print(f"  optimal recipe, to scikit-learn's value    {o['reach_seconds']:7.2f} s   "
               f"ours is {sk['seconds'] / o['reach_seconds']:.1f}x faster to the same objective "
-              f"({sk['seconds'] / o['seconds']:.1f}x to its own, lower, optimum {o['objective'] - sk['objective']:+.1e})")
+              f"({sk['seconds'] / o['seconds']:.1f}x to its own, lower, "
+              f"optimum {o['objective'] - sk['objective']:+.1e})")
         rows["optimal"] = {"ours": o, "sklearn": {k: sk[k] for k in ("seconds", "objective", "peak_mb")}}
     print("\nload after:", load_report())
     if args.json:

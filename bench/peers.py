@@ -18,7 +18,8 @@ def torch_default_recipe(X, y, *, seed, rate, recipe, shuffle_copy=False, curve_
     import torch
 
     torch.set_num_threads(1)
-    epochs, batch_size, momentum, l2, smooth = recipe.epochs, recipe.batch_size, recipe.momentum, recipe.l2, recipe.smooth
+    epochs, batch_size, momentum = recipe.epochs, recipe.batch_size, recipe.momentum
+    l2, smooth = recipe.l2, recipe.smooth
     average, record_points, min_steps = recipe.average, recipe.record, recipe.min_steps
     g = torch.Generator().manual_seed(seed)
     Xt = torch.from_numpy(X)

@@ -193,8 +193,8 @@ def test_server_serves_only_the_page_on_loopback(tmp_path, browser):
 
 def test_serve_command_prints_its_address(tmp_path):
     assert main(["train", "--dataset", "digits", "--out", str(tmp_path / "r"), "-q", "--no-plots"]) == 0
-    proc = subprocess.Popen([sys.executable, "-m", "mnist_softmax", "serve", str(tmp_path / "r" / "model.npz"), "--json"],
-                            stdout=subprocess.PIPE, text=True)
+    serve = [sys.executable, "-m", "mnist_softmax", "serve", str(tmp_path / "r" / "model.npz"), "--json"]
+    proc = subprocess.Popen(serve, stdout=subprocess.PIPE, text=True)
     try:
         url = json.loads(proc.stdout.readline())["url"]
         assert url.startswith("http://127.0.0.1:")

@@ -159,7 +159,8 @@ def _damage(path, change):
 @pytest.mark.parametrize("change", [
     pytest.param(lambda a: (a.__setitem__((0,) * a.ndim, a[(0,) * a.ndim] ^ 1), a)[1], id="flipped-bit"),
     pytest.param(lambda a: np.roll(a, 1, axis=0), id="shifted-rows"),
-    pytest.param(lambda a: np.where(np.arange(a.size).reshape(a.shape) == 0, -1, a).astype(np.int64), id="int64-minus-1"),
+    pytest.param(lambda a: np.where(np.arange(a.size).reshape(a.shape) == 0, -1, a).astype(np.int64),
+                 id="int64-minus-1"),
 ])
 def test_damaged_decoded_cache_is_detected_blamed_and_rebuilt(tiny, isolated_cache, change):
     spec, folder = tiny
@@ -421,7 +422,7 @@ def test_unknown_dataset():
 def test_verify_reports_each_file(tiny):
     spec, folder = tiny
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"junk")
-    results = dict((name, problem) for name, path, problem in data.verify_dataset("tiny", folder))
+    results = {name: problem for name, path, problem in data.verify_dataset("tiny", folder)}
     assert results["train-images-idx3-ubyte"] is None
     assert "not an IDX file" in results["t10k-images-idx3-ubyte"]
 

@@ -66,7 +66,8 @@ def test_wrong_dimensions_and_type(tmp_path):
 def test_truncated_data(tmp_path, compress):
     header = struct.pack(">HBB3I", 0, 8, 3, 10, 28, 28)
     path = _write(tmp_path / "short", header + b"\0" * 1000, compress)
-    pattern = "need 7,856 bytes, the file has 1,016" if not compress else "truncated data: expected 7,840 bytes, found 1,000"
+    pattern = ("need 7,856 bytes, the file has 1,016" if not compress
+               else "truncated data: expected 7,840 bytes, found 1,000")
     with pytest.raises(DataFormatError, match=pattern):
         read_idx(path)
 

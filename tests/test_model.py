@@ -126,7 +126,9 @@ def test_optimal_recipe_matches_scikit_learn_objective(l2):
 def test_sgd_diverges_with_a_clear_error():
     X, y = problem()
     recipe = get_recipe("tutorial").with_overrides(learning_rate=1e30, steps=50)
-    with pytest.raises(DivergenceError, match=r"training diverged at step \d+: the loss is .*, up from 1.39 at the start; lower the learning rate \(now 1e\+30\)"):
+    message = (r"training diverged at step \d+: the loss is .*, up from 1.39 at the start; "
+               r"lower the learning rate \(now 1e\+30\)")
+    with pytest.raises(DivergenceError, match=message):
         solve(X, y, 4, recipe, np.random.default_rng(0))
 
 
@@ -163,7 +165,8 @@ def test_curves_match_direct_evaluation():
         assert acc[s] == np.mean(z.argmax(1) == y)
     # A zero snapshot (every solver's start) is scored without a matrix product: it must agree with the product.
     zero_coef, zero_intercept = np.zeros((1, 4, 12), np.float32), np.zeros((1, 4), np.float32)
-    mixed_loss, mixed_acc = curves(np.concatenate([zero_coef, coefs]), np.concatenate([zero_intercept, intercepts]), X, y)
+    mixed_loss, mixed_acc = curves(np.concatenate([zero_coef, coefs]), np.concatenate([zero_intercept, intercepts]),
+                                   X, y)
     np.testing.assert_array_equal(mixed_acc[1:], acc)
     np.testing.assert_allclose(mixed_loss[1:], loss)
     full_loss, full_acc = _curves(zero_coef, zero_intercept, X, y, None)
@@ -176,10 +179,12 @@ def test_averaging_returns_the_mean_of_the_last_iterates():
     recipe = get_recipe("default").with_overrides(steps=40)
     assert recipe.schedule == "constant" and recipe.average == 0.5
     # With a constant rate, a run of k steps follows the first k steps of a longer run, so these are its iterates.
-    iterates = [solve(X, y, 4, recipe.with_overrides(steps=k, average=0.0), np.random.default_rng(0)) for k in range(21, 41)]
+    iterates = [solve(X, y, 4, recipe.with_overrides(steps=k, average=0.0), np.random.default_rng(0))
+                for k in range(21, 41)]
     averaged = solve(X, y, 4, recipe, np.random.default_rng(0))
     np.testing.assert_allclose(averaged.coef, np.mean([s.coef for s in iterates], axis=0), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(averaged.intercept, np.mean([s.intercept for s in iterates], axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(averaged.intercept, np.mean([s.intercept for s in iterates], axis=0),
+                               rtol=1e-4, atol=1e-5)
     assert np.abs(averaged.coef - iterates[-1].coef).max() > 1e-3  # not simply the last iterate
     assert averaged.history["step"][-1] == 40
 

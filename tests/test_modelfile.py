@@ -50,8 +50,8 @@ def write_npz(path, **arrays):
 
 def good_arrays(**changes):
     m = model()
-    meta = {"format": "mnist-softmax-model", "format_version": 1, "preprocessing": {"scale": 1.0, "image_shape": [2, 2]},
-            "class_names": ["a", "b", "c"]}
+    meta = {"format": "mnist-softmax-model", "format_version": 1,
+            "preprocessing": {"scale": 1.0, "image_shape": [2, 2]}, "class_names": ["a", "b", "c"]}
     arrays = {
         "coef": m.coef, "intercept": m.intercept, "classes": m.classes,
         "metadata": np.frombuffer(json.dumps(meta).encode(), np.uint8),
@@ -63,7 +63,8 @@ def good_arrays(**changes):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"classes": np.array([{"evil": 1}, 2, 3], dtype=object)}, "holds object arrays .pickled Python objects.; refusing"),
+        ({"classes": np.array([{"evil": 1}, 2, 3], dtype=object)},
+         "holds object arrays .pickled Python objects.; refusing"),
         ({"coef": np.zeros((3, 5), np.float32)}, r"image shape \(2, 2\) does not hold the 5 features"),
         ({"coef": np.zeros(12, np.float32)}, "coef must be a 2-d float array"),
         ({"intercept": np.zeros(2, np.float32)}, r"intercept must be float of shape \(3,\)"),

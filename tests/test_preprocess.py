@@ -117,7 +117,8 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+           + chunk(b"IEND", b""))
     (tmp_path / "bomb.png").write_bytes(png)
     with pytest.raises(DataFormatError, match=f"too large .more than {MAX_PIXELS:,} pixels"):
         read_image(tmp_path / "bomb.png")
