@@ -12,6 +12,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import ExitCode, MnistSoftmaxError, UsageError
@@ -126,7 +127,8 @@ def cmd_train(args) -> int:
     print(f"data      {dataset.spec.name}: {m['n_train']:,} train / {m['n_validation']:,} validation / "
           f"{m['n_test']:,} test images ({source})")
     used = m["learning_rate"]
-    capped = f" (capped at {used:.3g} for this data's scale)" if used is not None and used < recipe.learning_rate else ""
+    capped = (f" (capped at {used:.3g} for this data's scale)"
+              if used is not None and used < recipe.learning_rate else "")
     print(f"recipe    {describe_recipe(recipe)}{capped}{', deskewed images' if args.deskew else ''}")
     print(f"time      {m['train_seconds']:.2f} s training, {m['steps']:,} steps ({m['epochs']:.2f} epochs)")
     print(f"accuracy  train {pct('train_accuracy')}  validation {pct('validation_accuracy')}  "
@@ -521,7 +523,7 @@ def cmd_data_info(args) -> int:
     from .datasets import DATASETS
 
     names = [args.dataset] if args.dataset else list(DATASETS)
-    info = []
+    info: list[dict[str, Any]] = []
     for name in names:
         spec = DATASETS.get(name)
         if spec is None:
@@ -567,14 +569,20 @@ def cmd_data_info(args) -> int:
 # ---------------------------------------------------------------- parser
 
 
+def _summary(command) -> str:
+    """A command's one-line help: the first line of its docstring."""
+    return (command.__doc__ or "").partition("\n")[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
     common.add_argument("--traceback", action="store_true", help="show Python tracebacks (for developers)")
-    data = argparse.ArgumentParser(add_help=False)
+    data = _Parser(add_help=False)
     data.add_argument("--data-dir", metavar="DIR",
-                      help="folder holding the four IDX files (.gz or not); default: $MNIST_SOFTMAX_DATA_DIR, the cache")
+                      help="folder holding the four IDX files (.gz or not); "
+                           "default: $MNIST_SOFTMAX_DATA_DIR, the cache")
     data.add_argument("--offline", action="store_true", help="never download (also: MNIST_SOFTMAX_OFFLINE=1)")
 
     parser = _Parser(
@@ -655,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("predict", parents=[common], help=cmd_predict.__doc__.splitlines()[0],
+    p = sub.add_parser("predict", parents=[common], help=_summary(cmd_predict),
                        description=cmd_predict.__doc__, epilog=EPILOG + "",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
@@ -669,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --show-input, also DIR/NAME.input-figure.png: what the model sees, enlarged")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("read", parents=[common], help=cmd_read.__doc__.splitlines()[0], description=cmd_read.__doc__,
+    p = sub.add_parser("read", parents=[common], help=_summary(cmd_read), description=cmd_read.__doc__,
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
     p.add_argument("files", metavar="FILE_OR_DIR", nargs="+", help="image files, or folders of them")
@@ -678,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "to DIR/NAME.read.png")
     p.set_defaults(func=cmd_read)
 
-    p = sub.add_parser("app", parents=[common], help=cmd_app.__doc__.splitlines()[0], description=cmd_app.__doc__,
+    p = sub.add_parser("app", parents=[common], help=_summary(cmd_app), description=cmd_app.__doc__,
                        epilog=EPILOG)
     p.add_argument("model", metavar="MODEL", help="a model.npz written by train")
     p.add_argument("--out", default="draw.html", metavar="PAGE", help="default: draw.html")

@@ -199,7 +199,9 @@ def _expected(spec: DatasetSpec, file: FileSpec, kind: str) -> str | None:
         return file.sha256
     pin = _pins(spec).get(file.name) if kind == "cache" else None
     if pin is None:
-        why = f"{file.name}: cannot be verified here: {spec.name}'s published digest covers its archive {spec.archive.name}"
+        assert spec.archive is not None  # only an archive dataset's files carry digest "archive"
+        why = (f"{file.name}: cannot be verified here: {spec.name}'s published digest covers its archive "
+               f"{spec.archive.name}")
         raise ChecksumError(f"{why}; import that with import_dataset({spec.name!r}, DIR)",
                             cli=f"{why}; import that with 'mnist-softmax data fetch --dataset {spec.name} --from DIR'")
     return pin
@@ -428,6 +430,7 @@ def folder_spec(folder: Path, checksums: dict[str, str] | None = None) -> Datase
 
 def _complete_folder_spec(spec: DatasetSpec, arrays: dict[str, np.ndarray]) -> DatasetSpec:
     """A folder dataset's spec with what its files say: image shape, classes (classes.txt or the labels)."""
+    assert spec.folder is not None  # only folder datasets are completed here
     top = max(int(arrays[r].max()) if len(arrays[r]) else 0 for r in ("train_labels", "test_labels"))
     if top < 1:
         raise DataFormatError(f"{spec.folder}: the labels hold a single class; at least two are needed")
@@ -480,7 +483,7 @@ def load_dataset(
     digests a model recorded. Raises DataNotFoundError saying how to get the data.
     """
     moved = data_dir and name not in DATASETS and not Path(name).expanduser().is_dir()
-    spec = resolve(data_dir if moved else name, checksums)  # a folder dataset found again at data_dir
+    spec = resolve(data_dir if moved and data_dir else name, checksums)  # a folder dataset found again at data_dir
     if spec.folder:
         data_dir = None
     if spec.name == "digits" and not spec.folder:
@@ -576,6 +579,7 @@ def extract_archive(archive: Path, spec_archive) -> list[str]:
                 pins = _pins(spec)
                 for f in spec.files:
                     target = cache / f"{f.name}.gz"
+                    assert f.member is not None  # every file of an archive dataset names its member
                     try:
                         info = z.getinfo(f.member)
                     except KeyError:

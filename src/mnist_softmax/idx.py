@@ -21,7 +21,7 @@ import numpy as np
 from .errors import DataFormatError
 
 # type code -> big-endian dtype, as in the format's definition
-TYPE_CODES = {
+TYPE_CODES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

@@ -126,7 +126,7 @@ def _cg(problem, precondition, gW, gb, tolerance):
     dW, db = zW, zb
     rz = np.vdot(rW, zW) + np.vdot(rb, zb)
     target = tolerance * math.sqrt(np.vdot(gW, gW) + np.vdot(gb, gb))
-    for i in range(1, _MAX_CG + 1):
+    for i in range(1, _MAX_CG + 1):  # noqa: B007 (i is returned after the loop: the products used)
         hW, hb = problem.hessp(dW, db)
         curvature = np.vdot(dW, hW) + np.vdot(db, hb)
         if curvature <= 0:  # cannot happen for this convex objective, short of rounding
@@ -154,7 +154,11 @@ def newton_cg(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record
     W32, b32, _, _ = sgd(X, y, k, start, rng, mu, lambda *args: None, grid)
     W, b = W32.astype(np.float64), b32.astype(np.float64)  # b of the centred parametrisation, as sgd returns it
     problem = _Problem(X, y, k, recipe.l2, recipe.smooth, grid, mu)
-    max_steps = recipe.steps or max(1, math.ceil(recipe.epochs))
+    if recipe.steps is not None:
+        max_steps = recipe.steps
+    else:
+        assert recipe.epochs is not None  # Recipe.check: a recipe has steps or epochs
+        max_steps = max(1, math.ceil(recipe.epochs))
     steps = 0
     with blas_threads(pass_threads()):
         f, gW, gb = problem.gradient(W, b)

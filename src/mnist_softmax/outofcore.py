@@ -15,7 +15,6 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 
@@ -84,7 +83,7 @@ def idx_file(path: Path) -> ArrayFile:
     if len(dims) < 4 * head[3]:
         raise DataFormatError(f"{path}: truncated IDX header")
     shape = struct.unpack(f">{head[3]}I", dims)
-    dtype = cast(np.dtype, TYPE_CODES[head[2]])
+    dtype = TYPE_CODES[head[2]]
     _check_size(path, 4 + len(dims), dtype, shape)
     return ArrayFile(Path(path), 4 + len(dims), dtype, shape)
 

@@ -23,7 +23,8 @@ class ProgressBar:
         mb = f"{done / 1e6:.1f}"
         if total:
             filled = int(30 * done / total)
-            line = f"{self.label} [{'#' * filled}{' ' * (30 - filled)}] {100 * done // total:3d}% {mb}/{total / 1e6:.1f} MB"
+            bar = "#" * filled + " " * (30 - filled)
+            line = f"{self.label} [{bar}] {100 * done // total:3d}% {mb}/{total / 1e6:.1f} MB"
         else:
             line = f"{self.label} {mb} MB"
         self.stream.write("\r" + line)
@@ -42,7 +43,7 @@ def download_progress(quiet: bool):
     """A `progress(url)` factory for load_dataset: a bar per file on a terminal, nothing otherwise."""
     if quiet or not sys.stderr.isatty():
         return None
-    bars = []
+    bars: list[ProgressBar] = []
 
     def start(url: str):
         for bar in bars:

@@ -186,8 +186,8 @@ _SETTINGS = {  # recipe field -> what the report calls it; fields not named here
 def _settings(hyper: dict, metrics: dict, deskew: bool) -> list[tuple[str, str]]:
     """What the run did, for people: the learning rate actually used (after any cap), steps and epochs run, and the
     recipe's settings that change the result."""
-    rows = [("solver", {"sgd": "mini-batch SGD", "lbfgs": "L-BFGS (full batch)"}.get(hyper.get("solver"),
-                                                                                    _text(hyper.get("solver", "?"))))]
+    solvers = {"sgd": "mini-batch SGD", "lbfgs": "L-BFGS (full batch)"}
+    rows = [("solver", solvers.get(str(hyper.get("solver")), _text(hyper.get("solver", "?"))))]
     used, asked = _number(metrics.get("learning_rate")), _number(hyper.get("learning_rate"))
     if used is not None:
         note = f" (the recipe's {asked:g}, capped for this data's scale)" if asked is not None and used < asked else ""
@@ -350,7 +350,8 @@ def build_document(model: SoftmaxModel, metrics: dict, history: dict, dataset: D
     X_train, y_train, _, _ = dataset.split(validation_size)
     means = class_means(model, X_train, y_train, len(names)) if shape else None
     class_counts = np.bincount(np.asarray(y_train).astype(int), minlength=len(names))
-    mean_image = class_counts @ means / max(class_counts.sum(), 1) if shape else None  # the average training image
+    # the average training image
+    mean_image = class_counts @ means / max(class_counts.sum(), 1) if means is not None else None
     checksums = (meta.get("dataset") or {}).get("checksums") if isinstance(meta.get("dataset"), dict) else None
 
     def pct(key):
@@ -400,7 +401,7 @@ def build_document(model: SoftmaxModel, metrics: dict, history: dict, dataset: D
                "and not for the others', so a template rewards ink where this class has it and the others do not, "
                "penalises ink where other classes have it, and gives little weight to pixels that every class "
                "inks.</p>"),
-        _png(plots.means_and_weights(means, model.coef, shape, names)) if shape else "",
+        _png(plots.means_and_weights(means, model.coef, shape, names)) if means is not None else "",
         Markup("<h2>Learning curves</h2>"),
         _png(plots.learning_curves(history)) if history else Markup("<p>No history recorded.</p>"),
         Markup("<h2>Confusion on the test set</h2>"
