@@ -154,7 +154,7 @@ def newton_cg(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record
     W32, b32, _, _ = sgd(X, y, k, start, rng, mu, lambda *args: None, grid)
     W, b = W32.astype(np.float64), b32.astype(np.float64)  # b of the centred parametrisation, as sgd returns it
     problem = _Problem(X, y, k, recipe.l2, recipe.smooth, grid, mu)
-    if recipe.steps is not None:
+    if recipe.steps:
         max_steps = recipe.steps
     else:
         assert recipe.epochs is not None  # Recipe.check: a recipe has steps or epochs

@@ -262,7 +262,7 @@ def clean(image: np.ndarray) -> np.ndarray:
     return np.where(mask, np.clip(dark / max(peak, 1e-3), 0, 1), 0).astype(np.float32)
 
 
-def _scores(ink: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+def _scores(ink: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """How much each labelled region (1..n; index 0 unused) looks like the digit: its ink, counted less the
     further it lies from the middle, and far less when it runs off the photo or spans all of it (shadows' edges,
     the ends of rulings, the edge of the sheet: `suspect`, the second array returned)."""

@@ -120,7 +120,8 @@ def confusion(counts: np.ndarray, class_names) -> Figure:
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = max(5.0, 0.55 * k + 2)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
-    panels = ((axes[0], counts, "Counts (colour on a log scale)", "d"), (axes[1], rates, "Share of each true class", ".2f"))
+    panels = ((axes[0], counts, "Counts (colour on a log scale)", "d"),
+              (axes[1], rates, "Share of each true class", ".2f"))
     for ax, data, title, fmt in panels:
         shown = np.log1p(data) if fmt == "d" else data
         ax.imshow(shown, cmap="Blues", interpolation="nearest")

@@ -460,8 +460,8 @@ def photo_digit_input(ink: np.ndarray, shape: tuple[int, int] = (28, 28), conven
     from .photo import DIGITS_STROKE_WIDTH, STROKE_WIDTH, normalise_strokes
 
     if convention == "digits":
-        return to_digits_input(normalise_strokes(ink, DIGITS_STROKE_WIDTH), tuple(shape))
-    return to_model_input(normalise_strokes(ink, STROKE_WIDTH), tuple(shape))
+        return to_digits_input(normalise_strokes(ink, DIGITS_STROKE_WIDTH), (shape[0], shape[1]))
+    return to_model_input(normalise_strokes(ink, STROKE_WIDTH), (shape[0], shape[1]))
 
 
 def image_for_model(path: str | Path, image_shape, scale: float, convention: str = "mnist") -> np.ndarray | None:

@@ -9,17 +9,18 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from .errors import UsageError
 
 
-def _is_int(value) -> bool:
+def _is_int(value) -> TypeGuard[int]:  # numpy integers too (numbers.Integral)
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 _NUMBERS = (
-    "learning_rate", "momentum", "batch_size", "epochs", "steps", "min_steps", "l2", "smooth", "lr_cap", "average", "tol",
-    "precondition",
+    "learning_rate", "momentum", "batch_size", "epochs", "steps", "min_steps", "l2", "smooth", "lr_cap", "average",
+    "tol", "precondition",
 )
 
 
@@ -39,7 +40,7 @@ class Recipe:
     smooth: float = 0.0  # ... + (smooth / 2) sum_c ||grad W_c||^2: neighbouring weights of each class image agree
     center: bool = False  # optimise on centred inputs (same model, better conditioned)
     precondition: float = 0.0  # > 0: SGD steps per feature / (its variance + this x the mean variance); same optimum
-    lr_cap: float = 0.0  # > 0: rate at most lr_cap / top eigenvalue of E[x x^T] (centred with `center`): any scale trains
+    lr_cap: float = 0.0  # > 0: rate <= lr_cap / top eigenvalue of E[x x^T] (centred with `center`): any scale trains
     record: str | int = "epoch"  # record the curves every "step", every "epoch", or at N evenly spaced steps
     test_curves: bool = False  # also record test-set curves (the tutorial does; model selection must not)
     tol: float = 1e-6  # full batch: stop when the largest gradient component is below this
@@ -70,7 +71,8 @@ class Recipe:
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
             ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
             ("epochs", self.epochs is None or 0 < self.epochs <= 1e6, "in (0, 1e6]"),  # 1e308 would overflow
-            ("steps", self.steps is None or (_is_int(self.steps) and 1 <= self.steps <= 10**9), "an integer from 1 to 1e9"),
+            ("steps", self.steps is None or (_is_int(self.steps) and 1 <= self.steps <= 10**9),
+             "an integer from 1 to 1e9"),
             ("min_steps", _is_int(self.min_steps) and self.min_steps >= 0, "an integer >= 0"),
             ("l2", self.l2 >= 0, ">= 0"),
             ("smooth", self.smooth >= 0, ">= 0"),

@@ -80,7 +80,7 @@ def top_eigenvalue(X, mu=None, rows: int = 2048, iterations: int = 20, scale=Non
         sample = sample - mu
     if scale is not None:
         sample = sample * scale
-    v = np.random.default_rng(0).standard_normal(sample.shape[1]).astype(np.float32)
+    v = np.random.default_rng(0).standard_normal(int(sample.shape[1])).astype(np.float32)
     value = 0.0
     for _ in range(iterations):
         w = sample.T @ (sample @ v) / len(sample)
@@ -97,6 +97,7 @@ def record_every(recipe: Recipe, total: int, batches: int) -> int:
         return 1
     if recipe.record == "epoch":
         return batches
+    assert not isinstance(recipe.record, str)  # Recipe.check: "step", "epoch" or an integer
     return max(1, round(total / recipe.record))
 
 
@@ -208,6 +209,11 @@ def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gr
 
     iterations = [0]
     record(0, 0.0, *unpack(np.zeros(k * d + k)))
+    if recipe.steps:
+        max_iterations = recipe.steps
+    else:
+        assert recipe.epochs is not None  # Recipe.check: a recipe has steps or epochs
+        max_iterations = max(1, math.ceil(recipe.epochs))
 
     def callback(theta):
         iterations[0] += 1
@@ -219,7 +225,7 @@ def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gr
         jac=True,
         method="L-BFGS-B",
         callback=callback,
-        options={"maxiter": recipe.steps or max(1, math.ceil(recipe.epochs)), "gtol": recipe.tol, "ftol": 1e-12},
+        options={"maxiter": max_iterations, "gtol": recipe.tol, "ftol": 1e-12},
     )
     W, b = unpack(result.x)
     return W, b, iterations[0], None
