@@ -1,14 +1,21 @@
-"""Benchmark: how many images per second a loaded model predicts, in memory, from raw 8-bit pixels.
+"""Benchmark: images per second a loaded model predicts in memory, and files per second `predict` reads from a folder.
 
-Trains the default model once, saves and loads it, then times `model.predict` on MNIST's 10,000 test images
-(uint8, as load_dataset returns them) and on float32 pixels already scaled, one BLAS thread and all threads.
-Usage: python bench/bench_predict.py [--data-dir DIR]
+In memory: `model.predict` on MNIST's 10,000 test images (uint8, as load_dataset returns them), as it runs (every
+core for a large batch on an idle machine) and on one core, against two peers timed in the same rounds: the plain
+path (all features as float32, then one product, one BLAS thread) and the floor (one product on float32 features
+already scaled). A folder: `mnist-softmax predict MODEL DIR` (in this process, output discarded) on N MNIST test
+images saved as PNGs, against just decoding the same files with Pillow. Variants alternate within each round, so a
+change in the machine's load touches all of them; medians and ratios are printed, with the load before and after.
+Usage: python bench/bench_predict.py [--data-dir DIR] [--rounds R] [--files N]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -19,47 +26,113 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mnist"
 
 
-def rate(fn, images: int, repeat: int = 15) -> tuple[float, float]:
-    """Median and best images per second over `repeat` calls."""
+def timed(fn) -> float:
+    start = time.perf_counter()
     fn()
-    times = []
+    return time.perf_counter() - start
+
+
+def rounds(variants: dict, repeat: int, calls: int = 1) -> dict[str, float]:
+    """Median seconds per call of each variant over `repeat` rounds; each round times every variant `calls` times."""
+    for fn in variants.values():
+        fn()  # warm up: imports, caches, thread pools
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return images / float(np.median(times)), images / min(times)
+        for name, fn in variants.items():
+            times[name].extend(timed(fn) for _ in range(calls))
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def load() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def one_core():
+    """model.predict as it runs with the machine busy: no split of a batch between threads."""
+    from mnist_softmax import model as module
+
+    saved = getattr(module, "_PARALLEL_ROWS", None)  # None: a version that never splits (for a before/after)
+    module._PARALLEL_ROWS = 1 << 62
+    try:
+        yield
+    finally:
+        module._PARALLEL_ROWS = saved
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    parser.add_argument("--rounds", type=int, default=15, help="rounds in memory (default 15; a folder: a third)")
+    parser.add_argument("--files", type=int, default=2000, help="PNG files in the folder (default 2000)")
     args = parser.parse_args()
 
+    from PIL import Image
+
     from mnist_softmax import load_dataset, load_model, save_model
+    from mnist_softmax.cli import main as cli
     from mnist_softmax.recipes import get_recipe
     from mnist_softmax.threads import blas_threads
     from mnist_softmax.train import train
 
+    print(f"load before: {load()}  ({os.cpu_count()} cores)", flush=True)
     ds = load_dataset("mnist", args.data_dir)
     run = train(ds, get_recipe("default"))
     with tempfile.TemporaryDirectory() as tmp:
-        save_model(run.model, os.path.join(tmp, "model.npz"))
-        model = load_model(os.path.join(tmp, "model.npz"))
-    images = np.ascontiguousarray(ds.test_images)
-    scaled = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
-    print(f"predict on {len(images):,} MNIST test images in memory (median and best of 15 calls)")
-    for threads in (1, None):
-        with blas_threads(threads):
-            for name, X in (("uint8 pixels", images), ("float32 features", scaled)):
-                if name == "float32 features":  # features already scaled: predict through the weights only
-                    fn = lambda X=X: model.classes[np.argmax(X @ model.coef.T + model.intercept, axis=1)]  # noqa: E731
-                    label = "float32 features, one GEMM (the floor)"
-                else:
-                    fn = lambda X=X: model.predict(X)  # noqa: E731
-                    label = "model.predict(uint8 images)"
-                median, best = rate(fn, len(images))
-                print(f"  {label:<42} {'1 thread' if threads else 'all threads':<12} "
-                      f"{median / 1e6:6.2f} M images/s (best {best / 1e6:.2f})")
+        path = os.path.join(tmp, "model.npz")
+        save_model(run.model, path)
+        model = load_model(path)
+        images = np.ascontiguousarray(ds.test_images)
+        n = len(images)
+        scaled = images.reshape(n, -1).astype(np.float32) * np.float32(model.preprocessing.scale)
+        W, b, classes = model.coef, model.intercept, model.classes
+
+        def plain():
+            with blas_threads(1):
+                return classes[np.argmax(model.features(images) @ W.T + b, axis=1)]
+
+        def floor():
+            with blas_threads(1):
+                return classes[np.argmax(scaled @ W.T + b, axis=1)]
+
+        def single():
+            with one_core():
+                return model.predict(images)
+
+        variants = {"model.predict(uint8 images)": lambda: model.predict(images),
+                    "model.predict, one core": single,
+                    "peer: features, then one product": plain,
+                    "floor: one product on scaled float32": floor}
+        assert all((fn() == plain()).all() for fn in variants.values())  # the same answers
+        median = rounds(variants, args.rounds)
+        print(f"\npredict on {n:,} MNIST test images in memory (median of {args.rounds} rounds)")
+        for name, seconds in median.items():
+            print(f"  {name:<38} {n / seconds / 1e6:6.2f} M images/s  "
+                  f"{median['peer: features, then one product'] / seconds:5.2f}x the plain path")
+
+        folder = Path(tmp) / "pngs"
+        folder.mkdir()
+        files = [folder / f"{i:05d}.png" for i in range(min(args.files, n))]
+        for i, file in enumerate(files):
+            Image.fromarray(images[i]).save(file)
+
+        def decode():
+            for file in files:
+                with Image.open(file) as img:
+                    np.asarray(img.convert("L"))
+
+        def predict():
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                assert cli(["predict", "-q", path, str(folder)]) == 0
+
+        folder_rounds = max(3, args.rounds // 3)
+        median = rounds({"decode": decode, "predict": predict}, folder_rounds)
+        print(f"\n`mnist-softmax predict MODEL DIR` on {len(files):,} MNIST test PNGs "
+              f"(in process, median of {folder_rounds} rounds)")
+        print(f"  decode only (Pillow open, greyscale, array) {len(files) / median['decode']:8,.0f} files/s")
+        print(f"  predict                                     {len(files) / median['predict']:8,.0f} files/s  "
+              f"{median['decode'] / median['predict']:5.2f}x decoding's rate")
+    print(f"\nload after:  {load()}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,85 @@
+"""Prediction in chunks from raw pixels (model.py): the same logits, labels and errors as the plain path of features
+followed by one product, whatever the input's type, layout, size or number of classes."""
+
+import numpy as np
+import pytest
+
+from mnist_softmax import model as model_module
+from mnist_softmax.errors import UsageError
+from mnist_softmax.model import Preprocessing, SoftmaxModel
+
+
+def make_model(k: int, deskew: bool = False, scale: float = 1 / 255, seed: int = 0) -> SoftmaxModel:
+    rng = np.random.default_rng(seed)
+    coef = rng.normal(0, 0.05, (k, 784)).astype(np.float32)
+    intercept = rng.normal(0, 1, k).astype(np.float32)
+    return SoftmaxModel(coef, intercept, np.arange(k) * 10, Preprocessing(scale, (28, 28), deskew))
+
+
+def reference_logits(model: SoftmaxModel, X) -> np.ndarray:
+    return model.features(X) @ model.coef.T + model.intercept
+
+
+def pixels(n: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("k", [2, 10, 26])
+@pytest.mark.parametrize("n", [1, 64, 65, 3 * 512 + 37])
+def test_chunked_logits_equal_features_times_weights(k, n):
+    model, X = make_model(k), pixels(n)
+    logits = model.logits(X)
+    assert logits.shape == (n, k) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, reference_logits(model, X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(model.predict(X), model.classes[np.argmax(logits, axis=1)])
+
+
+@pytest.mark.parametrize("layout", ["float64", "float32 flat", "every other row", "fortran", "list", "bool"])
+def test_any_numeric_layout_gives_the_same_logits(layout):
+    model, X = make_model(10), pixels(700)
+    data = {"float64": X.astype(np.float64), "float32 flat": X.reshape(700, -1).astype(np.float32),
+            "every other row": pixels(1400)[::2], "fortran": np.asfortranarray(X.reshape(700, -1)),
+            "list": X[:3].tolist(), "bool": X > 128}[layout]
+    np.testing.assert_allclose(model.logits(data), reference_logits(model, data), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.predict_proba(data), np.exp(model.predict_log_proba(data)), rtol=1e-5, atol=1e-6)
+
+
+def test_split_between_threads_gives_the_same_answers(monkeypatch):
+    model, X = make_model(10), pixels(5000)
+    single = model.logits(X), model.predict(X)
+    monkeypatch.setattr(model_module, "_PARALLEL_ROWS", 1000)
+    monkeypatch.setattr("mnist_softmax.threads.pass_threads", lambda: None)  # as if the machine were idle
+    monkeypatch.setattr(model_module.os, "cpu_count", lambda: 3)
+    np.testing.assert_array_equal(model.logits(X), single[0])
+    np.testing.assert_array_equal(model.predict(X), single[1])
+
+
+def test_deskewing_and_large_scales_take_the_features_path():
+    for model in (make_model(10, deskew=True), make_model(10, scale=2.0)):
+        X = pixels(600)
+        np.testing.assert_allclose(model.logits(X), reference_logits(model, X), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("nan late", "NaN or infinity"),
+    ("inf", "NaN or infinity"),
+    ("features", "expects 784 features"),
+    ("text", "numeric inputs"),
+    ("one image", "shape"),
+])
+def test_bad_inputs_get_one_clear_error(bad, message):
+    model = make_model(10)
+    X = pixels(2000).astype(np.float32)
+    if bad == "nan late":
+        X[1900, 3, 3] = np.nan  # in the last chunk, after others were scored
+    elif bad == "inf":
+        X[0, 0, 0] = np.inf
+    elif bad == "features":
+        X = X.reshape(2000, -1)[:, :700]
+    elif bad == "text":
+        X = np.array([["a"] * 784] * 100)
+    elif bad == "one image":
+        X = X[0, 0]
+    for method in (model.predict, model.logits, model.predict_proba):
+        with pytest.raises(UsageError, match=message):
+            method(X)
