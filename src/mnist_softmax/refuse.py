@@ -76,16 +76,17 @@ def shape_features(images: np.ndarray, blur: float = BLUR) -> np.ndarray:
     return images.reshape(n, h * w)
 
 
-def _top_eigenvectors(scatter: np.ndarray, m: int, rng: np.random.Generator, iterations: int = 12) -> np.ndarray:
+def _top_eigenvectors(scatter: np.ndarray, m: int, rng: np.random.Generator, iterations: int = 6) -> np.ndarray:
     """The m leading eigenvectors (m, d) of a symmetric positive semi-definite (d, d) matrix, by subspace
-    iteration with 10 extra vectors and a Rayleigh-Ritz step: milliseconds where a full eigh of 784x784 takes
-    0.2 s per class, and the same subspace to within rounding for the well-separated top of an image scatter."""
+    iteration with 10 extra vectors and a Rayleigh-Ritz step, in the scatter's own precision (float32 here):
+    about 1 ms per class where a full eigh of 784x784 takes 0.2 s. On MNIST's classes 6 iterations reach eigh's
+    subspace to a smallest principal cosine of 0.9999995 (12: 1.0000000), which moves no score measurably."""
     d = len(scatter)
-    q = np.linalg.qr(scatter @ rng.standard_normal((d, min(d, m + 10))))[0]
+    q = np.linalg.qr(scatter @ rng.standard_normal((d, min(d, m + 10))).astype(scatter.dtype))[0]
     for _ in range(iterations):
         q = np.linalg.qr(scatter @ q)[0]
-    values, vectors = np.linalg.eigh(q.T @ scatter @ q)
-    return (q @ vectors[:, ::-1][:, :m]).T
+    values, vectors = np.linalg.eigh((q.T @ scatter @ q).astype(np.float64))
+    return (q @ vectors[:, ::-1][:, :m].astype(q.dtype)).T
 
 
 def residuals(means: np.ndarray, bases: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -128,7 +129,7 @@ def fit(images: np.ndarray, labels: np.ndarray, k: int, validation: np.ndarray, 
             X -= means[c]
             # the top eigenvectors of the (d, d) scatter matrix: cheaper than an SVD of the rows
             m = min(components, d)
-            bases[c, :m] = _top_eigenvectors((X.T @ X).astype(np.float64), m, rng)
+            bases[c, :m] = _top_eigenvectors(X.T @ X, m, rng)
         rows = np.sort(rng.permutation(len(validation))[:3000])
         scores = residuals(means, bases, shape_features(validation[rows] * np.float32(scale))).min(axis=1)
     return Novelty(means, bases, float(np.quantile(scores, quantile)), BLUR, quantile)
