@@ -15,6 +15,13 @@ import numpy as np
 
 JOIN_GAP = 0.2  # neighbours this close (share of the digit height) ...
 JOIN_WIDTH = 1.0  # ... and together no wider than this may be one broken digit
+CHOOSE_RUN = 4  # a digit is made of at most this many units (segment.line_units) ...
+CHOOSE_WIDTH = 1.3  # ... together at most this many digit heights wide
+CHOOSE_HEIGHT = 0.45  # a digit is at least this share of the line's digit height tall
+CHOOSE_SHORT = 2.0  # cost per digit height a digit falls short of the line's
+CHOOSE_DIGIT = 0.3  # cost of each digit read (against reading one piece of a digit as a digit of its own)
+CHOOSE_SKIP = 4.0  # cost of leaving out a unit as much ink as a typical digit (less for specks, in proportion)
+CHOOSE_CAP = 3.0  # refusal ratios above this count as this: all equally unlike a digit
 MIN_HEIGHT = 0.03  # a digit is at least this share of the image's shorter side tall; less is a speck on blank paper
 
 REASONS = {
@@ -47,6 +54,17 @@ def _original_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
+def _median(values: np.ndarray) -> float:
+    """The median of all the values, as np.median gives it, by one partition: np.median's generic machinery cost
+    predict as much per file as decoding a small PNG."""
+    flat = values.ravel()
+    half = flat.size // 2
+    if flat.size % 2:
+        return float(np.partition(flat, half)[half])
+    low, high = np.partition(flat, (half - 1, half))[half - 1 : half + 1]
+    return float((low + high) / 2)
+
+
 def load_ink(path: str | Path) -> Ink:
     """An image file as ink: photos and scans cleaned (photo.clean, at most photo.WORK_SIZE pixels), drawings and
     clean images as the MNIST pipeline takes them (inverted when the paper is light). Raises DataFormatError."""
@@ -61,7 +79,7 @@ def load_ink(path: str | Path) -> Ink:
 
         ink = clean(pixels)
     else:
-        ink = (1 - pixels) if float(np.median(pixels)) > 0.5 else pixels
+        ink = (1 - pixels) if _median(pixels) > 0.5 else pixels
     size = _original_size(Path(path)) if is_photo else None
     scale = (size[0] / ink.shape[0], size[1] / ink.shape[1]) if size else (1.0, 1.0)
     return Ink(np.asarray(ink, np.float32), bool(is_photo), scale)
@@ -108,11 +126,13 @@ class OneDigit:
     reason: str | None = None
     novelty: float | None = None
     extra: dict = field(default_factory=dict)
+    image: np.ndarray | None = None  # the model input in [0, 1] while its novelty is still to be scored
 
 
-def one_digit(model, path) -> OneDigit:
+def one_digit(model, path, *, judge: bool = True) -> OneDigit:
     """Prepare one image for `predict`, refusing what is not one digit: blank or nearly blank, several digits (or
-    marks as big as digits) side by side, or a shape unlike every class's training images (refuse.py)."""
+    marks as big as digits) side by side, or a shape unlike every class's training images (refuse.py). With
+    judge=False the last test is left to `judge_novelty`, which scores many images at once."""
     from .preprocess import convention_of, image_for_model
     from .segment import find_digits
 
@@ -127,7 +147,7 @@ def one_digit(model, path) -> OneDigit:
         image = raw * scale
     else:
         ink = load_ink(path)
-        if not ink.is_photo and ink.ink.shape == shape and float(np.median(ink.ink)) < 0.1:
+        if not ink.is_photo and ink.ink.shape == shape and _median(ink.ink) < 0.1:
             image = ink.ink  # already in the model's form (an MNIST image saved as a file)
         else:
             pieces = [d for d in find_digits(ink.ink, split=False)
@@ -147,11 +167,25 @@ def one_digit(model, path) -> OneDigit:
                 image = model_input(ink.ink, shape, convention, False, pad=False)
         if image is None:
             return OneDigit(None, "blank", REASONS["blank"])
-    ratio = novelty_ratio(model, np.asarray(image, np.float32))
-    raw = np.asarray(image, np.float32) / scale
-    if ratio is not None and ratio > 1:
-        return OneDigit(raw, "unlike", REASONS["unlike"].format(thing=thing), ratio)
-    return OneDigit(raw, novelty=ratio)
+    image = np.asarray(image, np.float32)
+    found = OneDigit(image / scale, image=image)
+    return judge_novelty(model, [found])[0] if judge else found
+
+
+def judge_novelty(model, found: list[OneDigit]) -> list[OneDigit]:
+    """Score the images of `found` that are still to be judged, all in one batch (refuse.score is vectorised), and
+    refuse those unlike every class; returns `found`. Models without refusal statistics refuse nothing."""
+    todo = [f for f in found if f.image is not None and f.refusal is None]
+    if getattr(model, "novelty", None) is None or not todo:
+        return found
+    from .refuse import score
+
+    ratios = score(model.novelty, np.stack([f.image for f in todo])) / max(model.novelty.threshold, 1e-12)
+    for f, ratio in zip(todo, ratios.tolist()):
+        f.novelty, f.image = ratio, None
+        if ratio > 1:
+            f.refusal, f.reason = "unlike", REASONS["unlike"].format(thing=_thing(model))
+    return found
 
 
 def _settle(model, digits, shape, convention, is_photo):
@@ -197,6 +231,58 @@ def _settle(model, digits, shape, convention, is_photo):
     return out
 
 
+def _choose(model, units, height, shape, convention, is_photo):
+    """The digits among a line's units (segment.line_units), chosen as a whole: each run of up to CHOOSE_RUN
+    neighbouring units may be one digit, and each unit may be left out as a stray mark. The choice costs least
+    where each digit looks most like a digit the model knows (its refusal score, refuse.py), is as tall as the
+    line's digits, and the ink left out is small; found by dynamic programming over the units left to right."""
+    from .refuse import score
+    from .segment import merge_digits
+
+    m = len(units)
+    if not m:
+        return []
+    masses = np.array([float(u.ink.sum()) for u in units])
+    full = [u.box[2] - u.box[0] >= 0.6 * height for u in units]
+    typical = float(np.median(masses[full])) if any(full) else float(masses.max())
+    runs, images = [], []
+    for i in range(m):
+        merged = units[i]
+        for j in range(i + 1, min(m, i + CHOOSE_RUN) + 1):
+            if j > i + 1:
+                merged = merge_digits(merged, units[j - 1])
+            top, left, bottom, right = merged.box
+            if j > i + 1 and right - left > CHOOSE_WIDTH * height:
+                break
+            if bottom - top < CHOOSE_HEIGHT * height:
+                continue
+            image = model_input(merged.ink, shape, convention, is_photo)
+            if image is not None:
+                runs.append((i, j, merged, bottom - top))
+                images.append(np.asarray(image, np.float32))
+    if not runs:
+        return []
+    ratios = score(model.novelty, np.stack(images)) / max(model.novelty.threshold, 1e-12)
+    ending: dict[int, list] = {}
+    for (i, j, merged, tall), ratio in zip(runs, ratios.tolist()):
+        cost = min(ratio, CHOOSE_CAP) + CHOOSE_SHORT * max(0.0, 1 - tall / height) + CHOOSE_DIGIT
+        ending.setdefault(j, []).append((i, cost, merged))
+    best = [0.0] + [np.inf] * m
+    back: list = [None] * (m + 1)
+    for j in range(1, m + 1):
+        best[j], back[j] = best[j - 1] + CHOOSE_SKIP * masses[j - 1] / max(typical, 1e-9), (j - 1, None)
+        for i, cost, merged in ending.get(j, []):
+            if best[i] + cost < best[j]:
+                best[j], back[j] = best[i] + cost, (i, merged)
+    out, j = [], m
+    while j > 0:
+        i, merged = back[j]
+        if merged is not None:
+            out.append(merged)
+        j = i
+    return out[::-1]
+
+
 @dataclass
 class ReadDigit:
     box: tuple[int, int, int, int]  # top, left, bottom, right in the original image's pixels (bottom, right exclusive)
@@ -210,14 +296,18 @@ def read_number(model, path) -> tuple[Ink, list[ReadDigit]]:
     """The digits written on a line in the image at `path`, left to right, each classified (calibrated)."""
     from .model import softmax
     from .preprocess import convention_of
-    from .segment import find_digits
+    from .segment import find_digits, line_units
 
     shape = tuple(model.preprocessing.image_shape)
     scale = np.float32(model.preprocessing.scale)
     convention = convention_of(model)
     ink = load_ink(path)
-    found = [d for d in find_digits(ink.ink, split=False) if d.box[2] - d.box[0] >= MIN_HEIGHT * min(ink.ink.shape)]
-    found = _settle(model, found, shape, convention, ink.is_photo)
+    if getattr(model, "novelty", None) is not None:
+        units, height = line_units(ink.ink)
+        units = [u for u in units if u.box[2] - u.box[0] >= MIN_HEIGHT * min(ink.ink.shape)]
+        found = _choose(model, units, height, shape, convention, ink.is_photo)
+    else:  # older model files, without refusal statistics: the strokes alone decide
+        found = [d for d in find_digits(ink.ink) if d.box[2] - d.box[0] >= MIN_HEIGHT * min(ink.ink.shape)]
     inputs, kept = [], []
     for d in found:
         image = model_input(d.ink, shape, convention, ink.is_photo)

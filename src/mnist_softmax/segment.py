@@ -25,6 +25,7 @@ NARROW = 0.75  # ... and together narrower than this share of it are one broken 
 LINE = 1.8  # thin strokes longer than this many digit heights are lines (rulings, margins, edges), not digits
 WIDE = 1.15  # a group wider than this times the digit height holds more than one digit
 DIGIT_WIDTH = 0.7  # a typical digit's width / height, for guessing how many digits a wide group holds
+SPECK_HEIGHT = 0.12  # marks less tall than this share of the digit height are specks (a grid's remnant, a dot)
 
 
 @dataclass
@@ -128,29 +129,42 @@ def _merge_pieces(groups, spans, line_height):
     return groups, spans
 
 
-def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
-    """The digits written on a line in `ink` (H, W), ink bright, left to right (see the module docstring).
+@dataclass
+class _Line:
+    """The strokes of a line of digits: labels, boxes and ink masses, which strokes are kept, where the line runs
+    (the middle row of its heavy strokes) and its digit height."""
 
-    With `split` False a group is never cut (for counting how many separate digits an image holds)."""
-    ink = np.asarray(ink, np.float32)
+    labels: np.ndarray
+    boxes: np.ndarray
+    mass: np.ndarray
+    keep: np.ndarray
+    centre: float
+    height: float
+
+
+def _line(ink: np.ndarray) -> _Line | None:
+    """The line's strokes, without rulings, the sheet's edges and specks (None when there is no ink)."""
     mask = ink_mask(ink)
     labels, boxes, mass = _strokes(mask, ink)
     if not len(mass):
-        return []
+        return None
     heights, widths = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    long, short = np.maximum(heights, widths), np.minimum(heights, widths)
     # thin lines running into the image's edge are the sheet's edge, a margin or a ruling, not a digit
     edge = (boxes[:, 0] == 0) | (boxes[:, 1] == 0) | (boxes[:, 2] == ink.shape[0]) | (boxes[:, 3] == ink.shape[1])
-    mass = np.where(edge & (np.maximum(heights, widths) > 4 * np.minimum(heights, widths)), 0, mass)
+    mass = np.where(edge & (long > 4 * short), 0, mass)
     if not mass.any():
-        return []
+        return None
     keep = mass >= SPECK * mass.max()
     tall = keep & (mass >= 0.15 * mass[keep].max())
-    line_height = float(np.median(heights[tall]))
-    # long straight lines the cleanup left (a margin, the sheet's edge) are far longer than a digit is tall
-    lines = (np.maximum(heights, widths) > LINE * line_height) & (np.minimum(heights, widths) < 0.5 * line_height)
+    # long straight lines the cleanup left (a margin, the sheet's edge) are far longer than the tallest compact
+    # stroke; a 1 is a thin straight stroke too, but no longer than the digits beside it
+    compact = tall & (long <= 4 * short)
+    tallest = float(heights[compact].max() if compact.any() else np.median(heights[tall]))
+    lines = (long > LINE * tallest) & (short < 0.5 * tallest)
     keep &= ~lines
     if not keep.any():
-        return []
+        return None
     tall &= keep
     if not tall.any():
         tall = keep
@@ -167,9 +181,31 @@ def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
     middle = (boxes[:, 0] + boxes[:, 2]) / 2
     fragment = (mass >= FRAGMENT * mass.max()) & (np.abs(middle - centre) <= 0.6 * line_height)
     keep |= fragment & ~lines
+    return _Line(labels, boxes, mass, keep, centre, line_height)
+
+
+def _cut_out(ink: np.ndarray, labels: np.ndarray, group, box) -> Digit:
+    """The ink of the strokes `group` (indices) inside `box`, others 0."""
+    top, left, bottom, right = box
+    members = np.isin(labels[top:bottom, left:right], np.asarray(group) + 1)
+    piece = np.where(members, ink[top:bottom, left:right], 0).astype(np.float32)
+    return Digit((int(top), int(left), int(bottom), int(right)), piece)
+
+
+def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
+    """The digits written on a line in `ink` (H, W), ink bright, left to right (see the module docstring).
+
+    With `split` False a group is never cut (for counting how many separate digits an image holds)."""
+    ink = np.asarray(ink, np.float32)
+    line = _line(ink)
+    if line is None:
+        return []
+    labels, boxes, mass, keep, centre, line_height = (line.labels, line.boxes, line.mass, line.keep, line.centre,
+                                                      line.height)
+    heights = boxes[:, 2] - boxes[:, 0]
     # strokes lying mostly above or below the line are stray marks, whatever their size
     inside = np.minimum(boxes[:, 2], centre + line_height / 2) - np.maximum(boxes[:, 0], centre - line_height / 2)
-    keep &= inside >= 0.3 * np.minimum(heights, line_height)
+    keep = keep & (inside >= 0.3 * np.minimum(heights, line_height))
     groups = _groups(boxes, keep)
     spans = [[boxes[g, 0].min(), boxes[g, 1].min(), boxes[g, 2].max(), boxes[g, 3].max()] for g in groups]
     groups, spans = _merge_pieces(groups, spans, line_height)
@@ -178,19 +214,51 @@ def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
     # marks cut by the image's edge (a shadow, the sheet's corner) are not digits, if whole digits are there
     inner = [t > 0 and lft > 0 and b < ink.shape[0] and r < ink.shape[1] for t, lft, b, r in spans]
     digits = []
-    for group, (top, left, bottom, right), group_ink, whole in zip(groups, spans, inks, inner):
+    for group, span, group_ink, whole in zip(groups, spans, inks, inner):
         if not whole and any(inner):
             continue
+        top, _, bottom, _ = span
         height = bottom - top
         off_line = abs((top + bottom) / 2 - centre) > line_height
         if height < SHORT * line_height or (off_line and height < 0.8 * line_height) or group_ink < LIGHT * typical:
             continue  # a dot, dirt, a short stray stroke, a mark off the line, or loose fragments
-        members = np.isin(labels[top:bottom, left:right], np.asarray(group) + 1)
-        piece = np.where(members, ink[top:bottom, left:right], 0).astype(np.float32)
-        digit = Digit((int(top), int(left), int(bottom), int(right)), piece)
+        digit = _cut_out(ink, labels, group, span)
         n = pieces_in(digit, line_height)
         digits.extend(split_digit(digit, n) if split and n >= 2 else [digit])
     return digits
+
+
+def line_units(ink: np.ndarray) -> tuple[list[Digit], float]:
+    """The line's ink as units left to right, for a reader that chooses how they make digits (reading.py), and
+    the line's digit height. A unit is strokes lying above one another (overlapping horizontally and near in
+    height: a 5's bar, a 7's top written apart); groups wider than a digit are cut where their ink is thinnest
+    (split_digit), so a unit is at most one digit, or a piece of one; tiny specks inside a unit, groups off the
+    line and marks cut by the image's edge are left out."""
+    ink = np.asarray(ink, np.float32)
+    line = _line(ink)
+    if line is None:
+        return [], 0.0
+    labels, boxes, mass, h = line.labels, line.boxes, line.mass, line.height
+    heights = boxes[:, 2] - boxes[:, 0]
+    # strokes far above or below the line cannot belong to a digit on it
+    inside = np.minimum(boxes[:, 2], line.centre + h) - np.maximum(boxes[:, 0], line.centre - h)
+    keep = line.keep & (inside >= 0.5 * np.minimum(heights, h))
+    units = []
+    for group in _groups(boxes, keep):
+        span = [boxes[group, 0].min(), boxes[group, 1].min(), boxes[group, 2].max(), boxes[group, 3].max()]
+        top, left, bottom, right = span
+        if bottom - top < SPECK_HEIGHT * h or min(top, left) <= 0 or bottom >= ink.shape[0] or right >= ink.shape[1]:
+            continue  # a dot, a grid's remnant, or a mark cut by the image's edge
+        if abs((top + bottom) / 2 - line.centre) > 0.75 * h:
+            continue  # off the line
+        # specks inside a digit's box (a grid's crossing, a dot of dirt) would only blur its shape
+        big = [i for i in group if heights[i] >= SPECK_HEIGHT * h or mass[i] >= SPECK * mass[group].sum()]
+        group = big or group
+        span = [boxes[group, 0].min(), boxes[group, 1].min(), boxes[group, 2].max(), boxes[group, 3].max()]
+        unit = _cut_out(ink, labels, group, span)
+        n = pieces_in(unit, h)
+        units.extend(split_digit(unit, n) if n >= 2 else [unit])
+    return units, h
 
 
 def line_height_of(digits: list[Digit]) -> float:
