@@ -3,13 +3,15 @@
 Measured, each as medians of interleaved rounds (so a slow spell of a shared machine weighs on both sides):
 - `SoftmaxClassifier().fit` (10 seeds: median time, mean test accuracy) against the same recipe written by hand in
   PyTorch CPU (bench/peers.py), scikit-learn's `LogisticRegression()` and the tutorial recipe;
-- the same fit, and the whole `mnist-softmax train` process, with one CPU-bound process running beside it, against
-  their idle times (the bench starts and stops the busy process itself);
+- the same fit, and the whole `mnist-softmax train` process (with and without figures), with one CPU-bound process
+  running beside it, against their idle times, idle and busy halves of each round alternating (the bench starts
+  and stops the busy process itself);
 - the `optimal` recipe against scikit-learn reaching the same objective (each in its own process: time, objective,
   peak memory);
 - whole processes, warm cache: `mnist-softmax train` (with and without figures) against a scikit-learn script.
 Prints the machine and its load before and after. Usage: python bench/bench_train.py [--data-dir DIR] [--quick]
-(--quick: fewer rounds, no LogisticRegression peer, no optimal comparison.)
+[--only SECTION ...] (--quick: fewer rounds, no LogisticRegression peer, no optimal comparison; --only: some of
+fits, contention, process, optimal.)
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ PEAK_RSS = textwrap.dedent(
 BUSY = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass\n"
 
 
+SECTIONS = ["fits", "contention", "process", "optimal"]
 CPU = {}  # name -> CPU seconds of this process, per call: steadier than wall time on a shared machine
 
 
@@ -117,6 +120,8 @@ def main():
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
     parser.add_argument("--quick", action="store_true", help="fewer rounds; no LogisticRegression, no optimal")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, metavar="SECTION",
+                        help=f"run only these sections ({', '.join(SECTIONS)}); default: all")
     args = parser.parse_args()
 
     from mnist_softmax import SoftmaxClassifier, load_dataset
@@ -153,9 +158,10 @@ def main():
         have_torch = False
         print("  PyTorch peer skipped: torch is not installed (pip install torch)")
     our_times, our_acc, torch_times, torch_acc, lr_times, lr_acc = [], [], [], [], [], []
-    rounds = 5
-    print(f"\nin-process fits on the same float32 arrays (60,000 train, 10,000 test), {rounds} interleaved rounds:",
-          flush=True)
+    rounds = 5 if "fits" in args.only else 0
+    if rounds:
+        print(f"\nin-process fits on the same float32 arrays (60,000 train, 10,000 test), {rounds} interleaved rounds:",
+              flush=True)
     for r in range(rounds):
         for seed in (2 * r, 2 * r + 1):
             seconds, clf = wall(lambda seed=seed: ours(seed), "ours")
@@ -173,12 +179,13 @@ def main():
                 seconds, clf = wall(lambda: LogisticRegression().fit(X, y))
             lr_times.append(seconds)
             lr_acc.append(clf.score(Xt, yt))
-    ours_median = float(np.median(our_times))
-    print(f"  SoftmaxClassifier().fit                    {ours_median:7.3f} s  test {100 * np.mean(our_acc):.2f}% "
-          f"(10 seeds: {100 * min(our_acc):.2f}-{100 * max(our_acc):.2f}%, time {min(our_times):.3f}-"
-          f"{max(our_times):.3f} s)")
-    rows["ours"] = {"seconds": ours_median, "test_accuracy": float(np.mean(our_acc)), "accuracies": our_acc}
-    if have_torch:
+    ours_median = float(np.median(our_times)) if our_times else float("nan")
+    if our_times:
+        print(f"  SoftmaxClassifier().fit                    {ours_median:7.3f} s  test {100 * np.mean(our_acc):.2f}% "
+              f"(10 seeds: {100 * min(our_acc):.2f}-{100 * max(our_acc):.2f}%, time {min(our_times):.3f}-"
+              f"{max(our_times):.3f} s)")
+        rows["ours"] = {"seconds": ours_median, "test_accuracy": float(np.mean(our_acc)), "accuracies": our_acc}
+    if have_torch and torch_times:
         t = float(np.median(torch_times))
         print(f"  same recipe by hand in PyTorch CPU         {t:7.3f} s  test {100 * np.mean(torch_acc):.2f}% "
               f"({len(torch_times)} seeds)   ours is {t / ours_median:.2f}x faster")
@@ -191,13 +198,17 @@ def main():
         print(f"  LogisticRegression()                       {t:7.3f} s  test {100 * np.mean(lr_acc):.2f}%"
               f"   ours is {t / ours_median:.0f}x faster")
         rows["LogisticRegression()"] = {"seconds": t, "test_accuracy": float(np.mean(lr_acc))}
-    seconds, clf = wall(lambda: SoftmaxClassifier("tutorial", random_state=0).fit(X, y))
-    print(f"  SoftmaxClassifier('tutorial').fit          {seconds:7.3f} s  test {100 * clf.score(Xt, yt):.2f}% "
-          f"(curves at all 1,000 steps)", flush=True)
-    rows["tutorial"] = {"seconds": seconds, "test_accuracy": clf.score(Xt, yt)}
+    if "fits" in args.only:
+        seconds, clf = wall(lambda: SoftmaxClassifier("tutorial", random_state=0).fit(X, y))
+        print(f"  SoftmaxClassifier('tutorial').fit          {seconds:7.3f} s  test {100 * clf.score(Xt, yt):.2f}% "
+              f"(curves at all 1,000 steps)", flush=True)
+        rows["tutorial"] = {"seconds": seconds, "test_accuracy": clf.score(Xt, yt)}
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "MNIST_SOFTMAX_CACHE_DIR": os.path.join(tmp, "cache")}
+        # warm: the decoded-data cache and Python's bytecode cache filled by the warm-up run, as an installed
+        # package has its bytecode (a PYTHONDONTWRITEBYTECODE in the environment would recompile every module)
+        env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+               "MNIST_SOFTMAX_CACHE_DIR": os.path.join(tmp, "cache"), "PYTHONPYCACHEPREFIX": os.path.join(tmp, "pyc")}
         cli = [sys.executable, "-m", "mnist_softmax", "train", "--data-dir", args.data_dir, "-q"]
         subprocess.run([*cli, "--out", os.path.join(tmp, "warmup")], check=True, env=env, stdout=subprocess.DEVNULL)
         count = [0]
@@ -209,52 +220,58 @@ def main():
                                                stdout=subprocess.DEVNULL))[0]
 
         # ---- contention: idle and busy rounds alternate
-        print("\nwith one CPU-bound process beside it (the bench starts it), against idle, alternating rounds:",
-              flush=True)
-        idle_fit, busy_fit, idle_cli, busy_cli = [], [], [], []
-        for r in range(3 if args.quick else 4):
-            idle_fit.append(wall(lambda r=r: ours(100 + r))[0])
-            idle_cli.append(train_process("--no-plots"))
-            busy = subprocess.Popen([sys.executable, "-c", BUSY])
-            try:
-                time.sleep(0.3)
-                busy_fit.append(wall(lambda r=r: ours(100 + r))[0])
-                busy_cli.append(train_process("--no-plots"))
-            finally:
-                busy.kill()
-                busy.wait()
-        for name, idle, busy in (("SoftmaxClassifier().fit", idle_fit, busy_fit),
-                                 ("mnist-softmax train --no-plots", idle_cli, busy_cli)):
-            i, b = float(np.median(idle)), float(np.median(busy))
-            print(f"  {name:<32} idle {i:6.3f} s   busy {b:6.3f} s   busy / idle {b / i:.2f}")
-            rows[f"contention {name}"] = {"idle": i, "busy": b}
+        if "contention" in args.only:
+            rounds = 3 if args.quick else 5
+            print(f"\nwith one CPU-bound process beside it (the bench starts it), against idle, {rounds} alternating "
+                  "rounds:", flush=True)
+            names = ("SoftmaxClassifier().fit", "mnist-softmax train --no-plots", "mnist-softmax train")
+            idle, busy = ({name: [] for name in names} for _ in range(2))
+            for r in range(rounds):
+                for times in (idle, busy):
+                    other = subprocess.Popen([sys.executable, "-c", BUSY]) if times is busy else None
+                    try:
+                        if other:
+                            time.sleep(0.3)
+                        times[names[0]].append(wall(lambda r=r: ours(100 + r))[0])
+                        times[names[1]].append(train_process("--no-plots"))
+                        times[names[2]].append(train_process())
+                    finally:
+                        if other:
+                            other.kill()
+                            other.wait()
+            for name in names:
+                i, b = float(np.median(idle[name])), float(np.median(busy[name]))
+                print(f"  {name:<32} idle {i:6.3f} s   busy {b:6.3f} s   busy / idle {b / i:.2f}")
+                rows[f"contention {name}"] = {"idle": i, "busy": b}
 
         # ---- whole processes, warm cache
-        print("\nwhole processes (warm cache; train on 55,000, as each does), interleaved:", flush=True)
-        script = os.path.join(tmp, "sklearn_train.py")
-        Path(script).write_text(SKLEARN_SCRIPT)
-        cli_runs, fig_runs, sk_runs = [], [], []
-        for r in range(3):
-            cli_runs.append(train_process("--no-plots"))
-            fig_runs.append(train_process())
-            if r == 0 or not args.quick:
-                sk_runs.append(wall(lambda: subprocess.run([sys.executable, script, args.data_dir], check=True,
-                                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))[0])
-        c, f, s = (float(np.median(v)) for v in (cli_runs, fig_runs, sk_runs))
-        peak = subprocess.run([sys.executable, "-c", PEAK_RSS, *cli, "--out", os.path.join(tmp, "mem")],
-                              check=True, env=env, capture_output=True, text=True).stdout.split()[-1]
-        tutorial = train_process("--recipe", "tutorial")
-        print(f"  mnist-softmax train --no-plots             {c:7.3f} s")
-        print(f"  mnist-softmax train (with its figures)     {f:7.3f} s   peak memory {int(peak) / 1024:.0f} MB")
-        print(f"  scikit-learn LogisticRegression() script   {s:7.3f} s")
-        print(f"  ratio, like for like (no figures)          {s / c:7.1f}x")
-        print(f"  ratio, with our figures                    {s / f:7.1f}x")
-        print(f"  mnist-softmax train --recipe tutorial      {tutorial:7.3f} s   (curves at all 1,000 steps)")
-        rows["process"] = {"train_no_plots": c, "train_figures": f, "sklearn_script": s, "tutorial": tutorial,
-                           "peak_memory_mb": int(peak) / 1024}
+        if "process" in args.only:
+            print("\nwhole processes (warm cache; train on 55,000, as each does), interleaved:", flush=True)
+            script = os.path.join(tmp, "sklearn_train.py")
+            Path(script).write_text(SKLEARN_SCRIPT)
+            cli_runs, fig_runs, sk_runs = [], [], []
+            for r in range(3):
+                cli_runs.append(train_process("--no-plots"))
+                fig_runs.append(train_process())
+                if r == 0 or not args.quick:
+                    sk_runs.append(wall(lambda: subprocess.run([sys.executable, script, args.data_dir], check=True,
+                                                               stdout=subprocess.DEVNULL,
+                                                               stderr=subprocess.DEVNULL))[0])
+            c, f, s = (float(np.median(v)) for v in (cli_runs, fig_runs, sk_runs))
+            peak = subprocess.run([sys.executable, "-c", PEAK_RSS, *cli, "--out", os.path.join(tmp, "mem")],
+                                  check=True, env=env, capture_output=True, text=True).stdout.split()[-1]
+            tutorial = train_process("--recipe", "tutorial")
+            print(f"  mnist-softmax train --no-plots             {c:7.3f} s")
+            print(f"  mnist-softmax train (with its figures)     {f:7.3f} s   peak memory {int(peak) / 1024:.0f} MB")
+            print(f"  scikit-learn LogisticRegression() script   {s:7.3f} s")
+            print(f"  ratio, like for like (no figures)          {s / c:7.1f}x")
+            print(f"  ratio, with our figures                    {s / f:7.1f}x")
+            print(f"  mnist-softmax train --recipe tutorial      {tutorial:7.3f} s   (curves at all 1,000 steps)")
+            rows["process"] = {"train_no_plots": c, "train_figures": f, "sklearn_script": s, "tutorial": tutorial,
+                               "peak_memory_mb": int(peak) / 1024}
 
     # ---- the exact optimum, each solver in its own process
-    if not args.quick:
+    if not args.quick and "optimal" in args.only:
         print("\nthe exact optimum (l2 1e-4, 55,000 images), each in its own process:", flush=True)
         results = {}
         for name, extra in (("ours", []), ("sklearn", ["1000", "1e-4"]), ("ours again", [])):

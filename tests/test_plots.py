@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mnist_softmax import plots
+from mnist_softmax import animation, plots
 
 
 def test_weight_maps_share_symmetric_limits(tmp_path):
@@ -83,21 +83,36 @@ def test_weights_animation_has_one_colour_scale_and_a_caption_per_frame(tmp_path
     # One scale for all frames: the first frame (all zero weights) is uniformly the middle colour, the last
     # frame's largest weight takes an end of the scale, and a middle frame is paler than the last.
     panels = arrays[:, 40:-40, :]  # below the caption, above the colour bar
-    assert len(np.unique(panels[0][panels[0] < plots._LEVELS])) == 1
-    last_levels = panels[-1][panels[-1] < plots._LEVELS]
-    assert last_levels.min() == 0 or last_levels.max() == plots._LEVELS - 1
-    middle = panels[12][panels[12] < plots._LEVELS].astype(int)
-    centre = (plots._LEVELS - 1) / 2
+    assert len(np.unique(panels[0][panels[0] < animation._LEVELS])) == 1
+    last_levels = panels[-1][panels[-1] < animation._LEVELS]
+    assert last_levels.min() == 0 or last_levels.max() == animation._LEVELS - 1
+    middle = panels[12][panels[12] < animation._LEVELS].astype(int)
+    centre = (animation._LEVELS - 1) / 2
     assert np.abs(middle - centre).max() < np.abs(last_levels.astype(int) - centre).max()
     # The caption (step, accuracy) is drawn in the header and differs between frames:
     header = arrays[:, :25, :]
-    assert all((header[j] >= plots._LEVELS).any() for j in range(24))
+    assert all((header[j] >= animation._LEVELS).any() for j in range(24))
     assert not np.array_equal(header[3], header[4])
     path = plots.save_animation(frames, tmp_path / "w.gif", comment="steps 0 10")
     with Image.open(path) as gif:
         assert gif.n_frames == 24 and gif.info["comment"] == b"steps 0 10" and gif.info["loop"] == 0
         first = np.asarray(next(ImageSequence.Iterator(gif)).convert("RGB"))
     assert first.shape == (frames[0].size[1], frames[0].size[0], 3)
+
+
+def test_animation_palette_is_matplotlibs_rdbu_without_importing_it():
+    import subprocess
+    import sys
+
+    import matplotlib
+
+    rgb = matplotlib.colormaps[plots.SIGNED](np.linspace(0, 1, animation._LEVELS))[:, :3]
+    palette = np.array(animation._palette()).reshape(-1, 3)
+    assert palette.shape == (animation._LEVELS + animation._GREYS, 3)
+    np.testing.assert_array_equal(palette[: animation._LEVELS], (rgb * 255).round())
+    assert palette[animation._LEVELS].tolist() == [255] * 3 and palette[-1].tolist() == [0] * 3  # greys for text
+    code = "import sys, mnist_softmax.animation as a; a._palette(); a._font(12); print('matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 def test_means_beside_weights_and_evidence_relative_to_the_mean():

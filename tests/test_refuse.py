@@ -108,3 +108,13 @@ def test_old_model_files_predict_without_refusal(mnist_run, tmp_path, capsys):
                 dst.writestr(info.filename, src.read(info))
     assert main(["predict", str(damaged), str(letter)]) == ExitCode.MODEL
     assert "novelty statistics must come complete" in capsys.readouterr().err
+
+
+def test_threshold_quantile_is_numpys_to_the_last_bit():
+    from mnist_softmax.refuse import _quantile
+
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 2999, 3000):
+        values = rng.gamma(2, 3, n)
+        for q in (0.0, 0.5, 0.9, 0.99, 0.995, 1.0):
+            assert _quantile(values, q) == float(np.quantile(values, q))

@@ -79,6 +79,7 @@ def cmd_train(args) -> int:
     """Train softmax regression and write a run directory (model.npz, metrics.json, history.csv)."""
     from .data import bundled_dir, load_dataset
     from .datasets import DATASETS
+    from .figure_worker import FigureWorker
     from .progress import download_progress
     from .recipes import get_recipe
     from .train import check_run_dir, default_run_dir, train, write_run
@@ -98,6 +99,7 @@ def cmd_train(args) -> int:
         check_run_dir(Path(args.out))  # an --out that cannot be written fails now, not after training
     out = Path(args.out) if args.out else default_run_dir(dataset_name, recipe.name)
     started = time.perf_counter()
+    worker = None if args.no_plots else FigureWorker.start()  # imports matplotlib beside loading and training
     try:
         dataset = load_dataset(args.dataset, args.data_dir, download=not args.offline,
                                progress=download_progress(args.quiet))
@@ -109,11 +111,14 @@ def cmd_train(args) -> int:
                                deskew=args.deskew, shards=args.shards, dask=args.dask)
         else:
             run = train(dataset, recipe, seed=args.seed, validation_size=args.validation_size, deskew=args.deskew)
-        write_run(run, out, figures=not args.no_plots)
+        write_run(run, out, figures=not args.no_plots, worker=worker)
     except BaseException:
         if not args.out and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # the name this run reserved, still empty
         raise
+    finally:
+        if worker is not None:
+            worker.close()
     m = run.metrics
     if args.json:
         print(json.dumps({**m, "run_dir": str(out), "total_seconds": round(time.perf_counter() - started, 3)}))

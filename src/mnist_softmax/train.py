@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ from .model import Preprocessing, SoftmaxModel
 from .modelfile import save_model
 from .recipes import Recipe
 from .solvers import solve
+from .threads import blas_threads
 
 
 @dataclass
@@ -50,9 +52,20 @@ def train(
         monitor["test"] = (dataset.test_images, dataset.test_labels)
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    solution = solve(X, y, k, recipe, rng, transform=preprocessing.apply, monitor=monitor,
-                     image_shape=spec.image_shape, final_train=True)
-    seconds = time.perf_counter() - started
+    # Everything below runs on one BLAS thread (threads.py): the refusal subspaces, which do not depend on the
+    # model, are fitted in a second Python thread beside the solver, which leaves the other core to them.
+    with blas_threads(1):
+        background = _Background(_novelty, X, y, X_val, k, preprocessing)
+        try:
+            solution = solve(X, y, k, recipe, rng, transform=preprocessing.apply, monitor=monitor,
+                             image_shape=spec.image_shape, final_train=True)
+            seconds = time.perf_counter() - started
+            test_loss, test_accuracy = curves(solution.coef[None], solution.intercept[None], dataset.test_images,
+                                              dataset.test_labels, preprocessing.apply)
+            calibration = _calibration(solution, preprocessing, X_val, y_val)
+        finally:
+            background.join()  # also when the solver failed: no thread outlives the one-thread limit
+        novelty = background.result()
 
     metrics = {
         "dataset": spec.name,
@@ -72,13 +85,10 @@ def train(
     metrics["train_loss"], metrics["train_accuracy"] = (round(v, 6) for v in solution.final_train)
     recorded = "validation_loss" in solution.history
     for kind in ("loss", "accuracy"):
-        metrics[f"validation_{kind}"] = round(float(solution.history[f"validation_{kind}"][-1]), 6) if recorded else None
-    loss, accuracy = curves(
-        solution.coef[None], solution.intercept[None], dataset.test_images, dataset.test_labels, preprocessing.apply
-    )
-    metrics["test_loss"] = round(float(loss[0]), 6)
-    metrics["test_accuracy"] = round(float(accuracy[0]), 6)
-    calibration, novelty = _calibration_and_novelty(solution, preprocessing, X, y, X_val, y_val, k)
+        metrics[f"validation_{kind}"] = (round(float(solution.history[f"validation_{kind}"][-1]), 6) if recorded
+                                         else None)
+    metrics["test_loss"] = round(float(test_loss[0]), 6)
+    metrics["test_accuracy"] = round(float(test_accuracy[0]), 6)
     if calibration:
         metrics["temperature"] = calibration["temperature"]
 
@@ -113,22 +123,51 @@ def train(
     return Run(model, metrics, solution.history, solution.snapshots)
 
 
-def _calibration_and_novelty(solution, preprocessing, X, y, X_val, y_val, k):
-    """What the model needs to know its limits, both from the validation split: the temperature that calibrates
-    its probabilities (calibrate.py), and the class subspaces that let predict refuse what is no digit (refuse.py)."""
+class _Background:
+    """fn(*args) run in a daemon thread; result() waits for it and returns its value or raises its exception."""
+
+    def __init__(self, fn, *args):
+        self._value, self._error = None, None
+
+        def work():
+            try:
+                self._value = fn(*args)
+            except BaseException as exc:  # handed to the caller by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=work, name=fn.__name__, daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _calibration(solution, preprocessing, X_val, y_val) -> dict | None:
+    """The temperature that calibrates the model's probabilities, fitted on the validation split (calibrate.py)."""
     if not len(y_val):
-        return None, None
-    from . import refuse
+        return None
     from .calibrate import calibration_summary, fit_temperature
 
     logits = preprocessing.apply(X_val) @ solution.coef.T + solution.intercept
     temperature = fit_temperature(logits, y_val)
-    calibration = {"temperature": round(temperature, 6), "split": "validation",
-                   **calibration_summary(logits, y_val, temperature)}
-    novelty = None
-    if preprocessing.image_shape and np.ndim(X) == 3:
-        novelty = refuse.fit(X, y, k, X_val, scale=preprocessing.scale)
-    return calibration, novelty
+    return {"temperature": round(temperature, 6), "split": "validation",
+            **calibration_summary(logits, y_val, temperature)}
+
+
+def _novelty(X, y, X_val, k, preprocessing):
+    """The class subspaces that let predict refuse what is no digit (refuse.py), from the training images; their
+    threshold from the validation split. None without a validation split or for images given as flat rows."""
+    from . import refuse
+
+    if not len(X_val) or not preprocessing.image_shape or np.ndim(X) != 3:
+        return None
+    return refuse.fit(X, y, k, X_val, scale=preprocessing.scale)
 
 
 def history_csv(history: dict[str, np.ndarray]) -> str:
@@ -148,19 +187,20 @@ def write_animation(run: Run, path: Path) -> Path:
     The GIF's comment lists the frames' steps ("steps 0 25 ...", or "iterations ..." for full-batch solvers), so the
     report can label its step slider.
     """
-    from . import plots
+    from . import animation
 
+    assert run.snapshots is not None  # a run that recorded its weights (write_run checks before calling)
     steps, coefs, _ = run.snapshots
-    pick = plots.animation_frames(steps)
+    pick = animation.animation_frames(steps)
     name = "validation" if "validation_accuracy" in run.history else "train"
     accuracy = np.asarray(run.history[f"{name}_accuracy"])[pick]
     sgd = (run.model.metadata.get("hyperparameters") or {}).get("solver", "sgd") == "sgd"  # others count iterations
     epochs = np.asarray(run.history["epoch"])[pick] if sgd and "epoch" in run.history else None
-    frames = plots.weights_animation(coefs[pick], run.model.preprocessing.image_shape, run.model.class_names,
-                                     steps[pick], accuracy, accuracy_label=f"{name} accuracy", epochs=epochs,
-                                     step_label="step" if sgd else "iteration")
+    frames = animation.weights_animation(coefs[pick], run.model.preprocessing.image_shape, run.model.class_names,
+                                         steps[pick], accuracy, accuracy_label=f"{name} accuracy", epochs=epochs,
+                                         step_label="step" if sgd else "iteration")
     unit = "steps" if sgd else "iterations"
-    return plots.save_animation(frames, path, comment=unit + " " + " ".join(str(int(s)) for s in steps[pick]))
+    return animation.save_animation(frames, path, comment=unit + " " + " ".join(str(int(s)) for s in steps[pick]))
 
 
 def default_run_dir(dataset: str, recipe: str, root: Path = Path("runs")) -> Path:
@@ -202,9 +242,9 @@ def check_run_dir(out_dir: Path) -> None:
     os.rmdir(_staging_dir(Path(out_dir)))
 
 
-def write_run(run: Run, out_dir: Path, *, figures: bool = True) -> Path:
+def write_run(run: Run, out_dir: Path, *, figures: bool = True, worker=None) -> Path:
     """Write model.npz, metrics.json, history.csv (and weights.png, weights.gif, curves.png) into `out_dir`, all or
-    nothing.
+    nothing. With `worker` (a started figure_worker.FigureWorker), that process draws weights.png and curves.png.
 
     The files are written to a hidden sibling directory that is renamed into place at the end, so an interrupted
     or failed write leaves no partial run. `out_dir` must not exist, or be empty.
@@ -221,15 +261,21 @@ def write_run(run: Run, out_dir: Path, *, figures: bool = True) -> Path:
         (staging / "metrics.json").write_text(json.dumps(run.metrics, indent=2) + "\n")
         (staging / "history.csv").write_text(history_csv(run.history))
         if figures:
-            from . import plots
-
             model = run.model
-            if model.preprocessing.image_shape:
-                plots.save(plots.weight_maps(model.coef, model.preprocessing.image_shape, model.class_names),
-                           staging / "weights.png")
-                if run.snapshots is not None:
-                    write_animation(run, staging / "weights.gif")
-            plots.save(plots.learning_curves(run.history), staging / "curves.png")
+            if worker is not None:  # matplotlib's figures from the helper, the animation from here meanwhile
+                worker.draw(run, staging)
+            else:
+                from . import plots
+
+                if model.preprocessing.image_shape:
+                    plots.save(plots.weight_maps(model.coef, model.preprocessing.image_shape, model.class_names),
+                               staging / "weights.png")
+                plots.save(plots.learning_curves(run.history), staging / "curves.png")
+            if model.preprocessing.image_shape and run.snapshots is not None:
+                write_animation(run, staging / "weights.gif")
+            if worker is not None:
+                worker.wait()
+                (staging / worker.REQUEST).unlink()
         if out_dir.exists():
             out_dir.rmdir()
         os.replace(staging, out_dir)
