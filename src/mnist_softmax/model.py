@@ -6,6 +6,7 @@ the logits and the loss is the mean cross-entropy, computed through log-sum-exp 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -57,22 +58,33 @@ def smoothness(W: np.ndarray, grid: tuple[int, int]) -> tuple[float, np.ndarray]
     return value, add_smoothness_gradient(W, grid, 1.0, np.zeros_like(W))
 
 
+@functools.lru_cache(maxsize=16)
+def _neighbour_weights(k: int, h: int, w: int, scale: float, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """`scale` where the flattened weights j and j+1 (then j and j+w) are neighbours in one class image, 0 where
+    the pair straddles a row's end (or an image's), so the Laplacian runs on contiguous 1-D slices."""
+    j = np.arange(k * h * w)
+    horizontal = np.where(j[:-1] % w != w - 1, scale, 0).astype(dtype)
+    vertical = np.where(j[:-w] % (h * w) < h * w - w, scale, 0).astype(dtype)
+    return horizontal, vertical
+
+
 def add_smoothness_gradient(W: np.ndarray, grid: tuple[int, int], scale: float, out: np.ndarray) -> np.ndarray:
     """out += scale * the smoothness penalty's gradient at W, in place; returns out.
 
     The gradient is a discrete Laplacian with free borders: for each weight, the sum of its differences from its
-    (two to four) neighbours. Written as eight in-place slice operations because SGD adds it at every step.
+    (two to four) neighbours. SGD adds it at every step, so it runs on the flattened weights, where the shifted
+    slices are contiguous (ten times faster than on (k, h, w) views).
     """
-    k = len(W)
-    V, G = W.reshape(k, *grid), out.reshape(k, *grid)
-    dx = V[:, :, 1:] - V[:, :, :-1]
-    dx *= scale
-    G[:, :, :-1] -= dx
-    G[:, :, 1:] += dx
-    dy = V[:, 1:, :] - V[:, :-1, :]
-    dy *= scale
-    G[:, :-1, :] -= dy
-    G[:, 1:, :] += dy
+    if not out.flags.c_contiguous:
+        out += add_smoothness_gradient(W, grid, scale, np.zeros(out.shape, out.dtype))
+        return out
+    h, w = grid
+    flat, G = np.ascontiguousarray(W).reshape(-1), out.reshape(-1)
+    for shift, weights in zip((1, w), _neighbour_weights(len(W), h, w, float(scale), out.dtype.str)):
+        diff = flat[shift:] - flat[:-shift]
+        diff *= weights
+        G[:-shift] -= diff
+        G[shift:] += diff
     return out
 
 
@@ -97,7 +109,7 @@ def loss_and_grad(W, b, X, y, l2=0.0, mu=None, *, smooth=0.0, image_shape=None):
     p *= 1 / (n * total)  # probabilities / n
     p[y, cols] -= 1 / n
     db = p.sum(axis=1)
-    dW = (X.T @ p.T).T  # (k, d); this order is the faster BLAS call for a short batch
+    dW = p @ X  # (k, d); faster than (X^T p^T)^T for SGD's batches
     if mu is not None:
         dW -= np.outer(db, mu)
     if l2:
