@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .explain import colour_limit
 from .files import atomic_write
 
 # matplotlib's RdBu (ColorBrewer's 11-class RdBu, red to blue), as 8-bit sRGB: _palette interpolates it exactly as
@@ -93,7 +94,7 @@ def weights_animation(coefs: np.ndarray, image_shape, class_names, steps, accura
     label, header, footer = 18, 30, 34
     width = cols * pw + (cols - 1) * _GAP + 2 * _GAP
     height = header + rows * (label + ph) + (rows - 1) * _GAP + footer
-    limit = float(np.abs(coefs).max()) or 1.0
+    limit = max(colour_limit(c) for c in coefs)  # the largest frame's: one scale for the whole animation
 
     small, big = _font(12), _font(14)
     template = np.full((height, width), _LEVELS, np.uint8)  # white

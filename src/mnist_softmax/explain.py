@@ -32,6 +32,16 @@ def contrast(features: np.ndarray, coef: np.ndarray, a: int, b: int, reference=N
     return X * (coef[a] - coef[b])
 
 
+def colour_limit(maps, quantile: float = 99.5) -> float:
+    """The limit of a symmetric colour scale for signed maps: the `quantile` percentile of |maps| (1.0 if all zero).
+
+    Not the maximum, because a handful of large weights on rarely inked pixels (the 5's top-right corner) would
+    wash every template out; the few values beyond the limit are shown at full colour.
+    """
+    values = np.abs(np.asarray(maps, dtype=np.float64))
+    return float(np.percentile(values, quantile)) or float(values.max()) or 1.0
+
+
 def top_classes(probabilities: np.ndarray, k: int = 3) -> np.ndarray:
     """Indices of the k most probable classes of each row, most probable first: (n, k)."""
     return np.argsort(-probabilities, axis=1, kind="stable")[:, :k]

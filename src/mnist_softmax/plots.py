@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .animation import animation_frames, save_animation, weights_animation  # noqa: F401 (re-exported)
-from .explain import contrast, top_classes
+from .explain import colour_limit, contrast, top_classes
 from .files import atomic_write
 
 SIGNED = "RdBu"
@@ -54,6 +54,11 @@ def _grid(n: int, cols: int):
     return rows, min(cols, n)
 
 
+def _extend(maps, limit: float) -> str:
+    """The colour bar's arrows: "both" when some values lie beyond the colour limit (see explain.colour_limit)."""
+    return "both" if float(np.abs(maps).max()) > limit else "neither"
+
+
 def _signed(ax, image, limit, title=None):
     im = ax.imshow(image, cmap=SIGNED, vmin=-limit, vmax=limit, interpolation="nearest")
     ax.set_xticks([])
@@ -72,17 +77,17 @@ def weight_maps(coef: np.ndarray, image_shape, class_names, *, shared: bool = Tr
     k = len(coef)
     rows, cols = _grid(k, 5)
     fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols + 0.8, 2.2 * rows), squeeze=False)
-    shared_limit = float(np.abs(coef).max()) or 1.0
+    shared_limit = colour_limit(coef)
     for c, ax in enumerate(axes.flat):
         if c >= k:
             ax.axis("off")
             continue
-        limit = shared_limit if shared else (float(np.abs(coef[c]).max()) or 1.0)
+        limit = shared_limit if shared else colour_limit(coef[c])
         im = _signed(ax, coef[c].reshape(image_shape), limit, labels(class_names)[c])
         if not shared:
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, extend=_extend(coef[c], limit))
     if shared:
-        bar = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02)
+        bar = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02, extend=_extend(coef, limit))
         bar.set_label("weight (blue: for the class, red: against)")
     fig.suptitle("What each class looks for: the weights as images", fontsize=12)
     return fig
@@ -195,7 +200,7 @@ def means_and_weights(means: np.ndarray, coef: np.ndarray, image_shape, class_na
     apart = means - means.mean(axis=0)
     top = max(1.0, float(means.max()))
     rows = [(means, None, "mean image"), (apart, float(np.abs(apart).max()) or 1.0, "mean minus\nall classes'"),
-            (coef, float(np.abs(coef).max()) or 1.0, "weights")]
+            (coef, colour_limit(coef), "weights")]
     for r, (maps, limit, label) in enumerate(rows):
         for c in range(k):
             if limit is None:
@@ -205,7 +210,7 @@ def means_and_weights(means: np.ndarray, coef: np.ndarray, image_shape, class_na
             else:
                 im = _signed(axes[r, c], maps[c].reshape(image_shape), limit)
         axes[r, 0].set_ylabel(label, fontsize=9)
-        fig.colorbar(im, cax=fig.add_subplot(grid[r, k]))
+        fig.colorbar(im, cax=fig.add_subplot(grid[r, k]), extend=_extend(maps, limit) if limit else "neither")
     for c in range(k):
         axes[0, c].set_title(names[c], fontsize=10)
     fig.suptitle("The mean image of each class, what sets it apart, and the weights the model learned", fontsize=11)
