@@ -26,21 +26,23 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mnist"
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    """Wall and CPU seconds of one call (the CPU time, of all threads, does not count waiting for a busy core)."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def rounds(variants: dict, repeat: int, calls: int = 1) -> dict[str, float]:
-    """Median seconds per call of each variant over `repeat` rounds; each round times every variant `calls` times."""
+def rounds(variants: dict, repeat: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and CPU seconds per call of each variant over `repeat` rounds, each round calling each once."""
     for fn in variants.values():
         fn()  # warm up: imports, caches, thread pools
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for _ in range(repeat):
         for name, fn in variants.items():
-            times[name].extend(timed(fn) for _ in range(calls))
-    return {name: float(np.median(t)) for name, t in times.items()}
+            times[name].append(timed(fn))
+    return ({name: float(np.median([w for w, _ in t])) for name, t in times.items()},
+            {name: float(np.median([c for _, c in t])) for name, t in times.items()})
 
 
 def load() -> str:
@@ -104,11 +106,13 @@ def main():
                     "peer: features, then one product": plain,
                     "floor: one product on scaled float32": floor}
         assert all((fn() == plain()).all() for fn in variants.values())  # the same answers
-        median = rounds(variants, args.rounds)
-        print(f"\npredict on {n:,} MNIST test images in memory (median of {args.rounds} rounds)")
+        median, cpu = rounds(variants, args.rounds)
+        peer = "peer: features, then one product"
+        print(f"\npredict on {n:,} MNIST test images in memory (median of {args.rounds} rounds; "
+              f"per CPU-second: images over the CPU time of all threads)")
         for name, seconds in median.items():
-            print(f"  {name:<38} {n / seconds / 1e6:6.2f} M images/s  "
-                  f"{median['peer: features, then one product'] / seconds:5.2f}x the plain path")
+            print(f"  {name:<38} {n / seconds / 1e6:6.2f} M images/s  {median[peer] / seconds:5.2f}x the plain path"
+                  f"   per CPU-second {n / cpu[name] / 1e6:6.2f} M  {cpu[peer] / cpu[name]:5.2f}x")
 
         folder = Path(tmp) / "pngs"
         folder.mkdir()
@@ -126,12 +130,13 @@ def main():
                 assert cli(["predict", "-q", path, str(folder)]) == 0
 
         folder_rounds = max(3, args.rounds // 3)
-        median = rounds({"decode": decode, "predict": predict}, folder_rounds)
+        median, cpu = rounds({"decode": decode, "predict": predict}, folder_rounds)
         print(f"\n`mnist-softmax predict MODEL DIR` on {len(files):,} MNIST test PNGs "
               f"(in process, median of {folder_rounds} rounds)")
-        print(f"  decode only (Pillow open, greyscale, array) {len(files) / median['decode']:8,.0f} files/s")
-        print(f"  predict                                     {len(files) / median['predict']:8,.0f} files/s  "
-              f"{median['decode'] / median['predict']:5.2f}x decoding's rate")
+        for name, label in (("decode", "decode only (Pillow open, greyscale, array)"), ("predict", "predict")):
+            print(f"  {label:<44} {len(files) / median[name]:7,.0f} files/s  "
+                  f"{median['decode'] / median[name]:5.2f}x decoding's rate   per CPU-second "
+                  f"{len(files) / cpu[name]:7,.0f}  {cpu['decode'] / cpu[name]:5.2f}x")
     print(f"\nload after:  {load()}")
 
 

@@ -83,3 +83,57 @@ def test_bad_inputs_get_one_clear_error(bad, message):
     for method in (model.predict, model.logits, model.predict_proba):
         with pytest.raises(UsageError, match=message):
             method(X)
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    from mnist_softmax.cli import main
+
+    out = tmp_path_factory.mktemp("inference") / "run"
+    assert main(["train", "--dataset", "digits", "--out", str(out), "-q", "--no-plots"]) == 0
+    return out / "model.npz"
+
+
+def test_predict_in_batches_answers_each_file_as_alone(digits_model, tmp_path, capsys, monkeypatch):
+    """predict scores novelty and runs the model once per batch of files: each row is still the one a run on that
+    file alone prints, failures and refusals included, in the order given."""
+    import json
+
+    from PIL import Image
+
+    from mnist_softmax import cli
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(7):
+        page = np.full((60, 60), 235, np.uint8)
+        if i == 2:
+            page[:] = 240  # blank
+        elif i == 4:
+            page[rng.random((60, 60)) < 0.3] = 20  # a scribble of specks
+        else:
+            page[10:50, 25 + i : 31 + i] = 20  # a stroke, one
+            page[10:16, 15:45] = 20 if i % 2 else 235  # with a bar on top, a seven
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(page).save(paths[-1])
+    paths.insert(3, tmp_path / "broken.png")
+    paths[3].write_bytes(b"\x89PNG garbage")
+
+    def rows(files):
+        cli.main(["predict", "--json", str(digits_model), *map(str, files)])
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    alone = [rows([path])[0] for path in paths]
+    monkeypatch.setattr(cli, "_PREDICT_BATCH", 3)
+    together = rows(paths)
+    assert [row["path"] for row in together] == list(map(str, paths))
+    assert {row.get("refusal") for row in alone} >= {None, "blank"} and "error" in alone[3]
+    for one, batched in zip(alone, together):
+        assert set(one) == set(batched)
+        for key, value in one.items():
+            if key == "probabilities":
+                assert value == pytest.approx(batched[key], abs=2e-6)
+            elif key == "novelty":
+                assert value == pytest.approx(batched[key], abs=2e-4)
+            else:
+                assert value == batched[key], key

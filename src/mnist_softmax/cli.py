@@ -302,6 +302,43 @@ def _figure_stems(files: list[Path]) -> dict[Path, str]:
             else f"{Path(f).stem}-{hashlib.sha1(str(Path(f).resolve()).encode()).hexdigest()[:8]}" for f in files}
 
 
+_PREDICT_BATCH = 256  # files per batch in predict: their refusal scores and model products run together ...
+_PREDICT_WAIT = 0.5  # ... and seconds spent preparing one at most, so that lines keep coming for slow photos
+
+
+def _print_prediction(args, path, found, proba, order, names, labels) -> None:
+    """predict's line (or JSON row) for one file: its top classes, or why it is not answered."""
+    if args.json:
+        row: dict[str, object] = {"path": str(path), "prediction": None, "class_name": None}
+        if proba is not None:
+            row["probabilities"] = dict(zip(names, [round(p, 6) for p in proba.tolist()]))
+        if found.novelty is not None:
+            row["novelty"] = round(found.novelty, 4)  # refusal score / threshold: above 1 is refused
+        if found.refusal:
+            row.update(refusal=found.refusal, reason=found.reason)
+        else:
+            row.update(prediction=labels[order[0]], class_name=names[order[0]])
+        print(json.dumps(row))
+    elif found.refusal:
+        print(printable(f"{path}: not answered: {found.reason}"))
+    else:
+        top = ", ".join(f"{names[i]} ({100 * proba[i]:.1f}%)" for i in order[: args.top])
+        print(printable(f"{path}: {top}"))
+
+
+def _predict_figures(args, model, shape, stem, found, feature, proba, names) -> None:
+    """predict --explain and --show-input: one file's evidence figure and the model's input as an image."""
+    from . import plots
+
+    if args.explain and not found.refusal:
+        plots.save(plots.evidence(feature, model.coef, model.intercept, proba, names, shape),
+                   Path(args.explain) / f"{stem}.evidence.png")
+    if args.show_input:  # the model's input as an image file: predict on it gives the same answer
+        plots.save_input(found.raw * model.preprocessing.scale, Path(args.show_input) / f"{stem}.input.png")
+        if args.input_figure:
+            plots.save(plots.model_input(feature.reshape(shape)), Path(args.show_input) / f"{stem}.input-figure.png")
+
+
 def cmd_predict(args) -> int:
     """Classify your own images (PNG, JPEG, BMP, GIF, TIFF; any size, grey or colour, either polarity).
 
@@ -316,7 +353,7 @@ def cmd_predict(args) -> int:
     from .errors import MnistSoftmaxError, OutputError
     from .explain import top_classes
     from .model import softmax
-    from .reading import one_digit
+    from .reading import judge_novelty, one_digit
 
     model, shape, files = _image_model_and_files(args)
     if args.input_figure and not args.show_input:
@@ -328,48 +365,45 @@ def cmd_predict(args) -> int:
             except OSError as exc:
                 raise OutputError(f"cannot create {folder}: {exc.strerror or exc}") from None
     names = [str(n) for n in model.class_names]
+    labels = model.classes.tolist()
     stems = _figure_stems(files)
     failed = 0
-    for path in files:
-        try:
-            found = one_digit(model, path)  # the model's input, or why this is not one digit (reading.py)
-            raw = found.raw
-            row: dict[str, object] = {"path": str(path), "prediction": None, "class_name": None}
-            if raw is not None:
-                features = model.features(raw[None])  # (1, d): preprocessed once, used for all that follows
-                proba = softmax((features @ model.coef.T + model.intercept) / np.float32(model.temperature))[0]
-                order = top_classes(proba[None], len(proba))[0]
-                row["probabilities"] = {names[i]: round(float(proba[i]), 6) for i in range(len(names))}
-            if found.novelty is not None:
-                row["novelty"] = round(found.novelty, 4)  # refusal score / threshold: above 1 is refused
-            if found.refusal:
-                row.update(refusal=found.refusal, reason=found.reason)
-            else:
-                row.update(prediction=model.classes.tolist()[order[0]], class_name=names[order[0]])
-            if args.json:
-                print(json.dumps(row))
-            elif found.refusal:
-                print(printable(f"{path}: not answered: {found.reason}"))
-            else:
-                top = ", ".join(f"{names[i]} ({100 * proba[i]:.1f}%)" for i in order[: args.top])
-                print(printable(f"{path}: {top}"))
-            if raw is not None and (args.explain or args.show_input):
-                from . import plots
-
-                stem = stems[path]
-                if args.explain and not found.refusal:
-                    plots.save(plots.evidence(features[0], model.coef, model.intercept, proba, names, shape),
-                               Path(args.explain) / f"{stem}.evidence.png")
-                if args.show_input:  # the model's input as an image file: predict on it gives the same answer
-                    plots.save_input(raw * model.preprocessing.scale, Path(args.show_input) / f"{stem}.input.png")
-                    if args.input_figure:
-                        plots.save(plots.model_input(features[0].reshape(shape)),
-                                   Path(args.show_input) / f"{stem}.input-figure.png")
-        except MnistSoftmaxError as exc:
-            failed += 1
-            if args.json:  # every input gets its row, so a script can account for all of them
-                print(json.dumps({"path": str(path), "prediction": None, "error": str(exc)}))
-            print(printable(f"error: {exc}"), file=sys.stderr)
+    pending = iter(files)
+    while True:  # decode and prepare a batch of files; their novelty scores and the model run once per batch
+        batch, found, began = [], [], time.perf_counter()
+        for path in pending:
+            batch.append(path)
+            try:
+                found.append(one_digit(model, path, judge=False))  # the model's input, or why not one digit
+            except MnistSoftmaxError as exc:
+                found.append(exc)
+            if len(batch) == _PREDICT_BATCH or time.perf_counter() - began > _PREDICT_WAIT:
+                break
+        if not batch:
+            break
+        judge_novelty(model, [f for f in found if not isinstance(f, Exception)])
+        answered = [f.raw for f in found if not isinstance(f, Exception) and f.raw is not None]
+        if answered:
+            features = model.features(np.stack(answered))  # (n, d): preprocessed once, used for all that follows
+            probabilities = softmax((features @ model.coef.T + model.intercept) / np.float32(model.temperature))
+            orders = top_classes(probabilities, len(names))
+        answer = 0
+        for path, item in zip(batch, found):
+            try:
+                if isinstance(item, Exception):
+                    raise item
+                proba = order = None
+                if item.raw is not None:
+                    proba, order, feature = probabilities[answer], orders[answer], features[answer]
+                    answer += 1
+                _print_prediction(args, path, item, proba, order, names, labels)
+                if item.raw is not None and (args.explain or args.show_input):
+                    _predict_figures(args, model, shape, stems[path], item, feature, proba, names)
+            except MnistSoftmaxError as exc:
+                failed += 1
+                if args.json:  # every input gets its row, so a script can account for all of them
+                    print(json.dumps({"path": str(path), "prediction": None, "error": str(exc)}))
+                print(printable(f"error: {exc}"), file=sys.stderr)
     if failed:
         return ExitCode.PARTIAL if failed < len(files) else ExitCode.DATA
     return ExitCode.OK
