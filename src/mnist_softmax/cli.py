@@ -354,6 +354,7 @@ def cmd_predict(args) -> int:
     from .explain import top_classes
     from .model import softmax
     from .reading import judge_novelty, one_digit
+    from .threads import blas_threads
 
     model, shape, files = _image_model_and_files(args)
     if args.input_figure and not args.show_input:
@@ -366,7 +367,7 @@ def cmd_predict(args) -> int:
                 raise OutputError(f"cannot create {folder}: {exc.strerror or exc}") from None
     names = [str(n) for n in model.class_names]
     labels = model.classes.tolist()
-    stems = _figure_stems(files)
+    stems = _figure_stems(files) if args.explain or args.show_input else {}
     failed = 0
     pending = iter(files)
     while True:  # decode and prepare a batch of files; their novelty scores and the model run once per batch
@@ -385,7 +386,9 @@ def cmd_predict(args) -> int:
         answered = [f.raw for f in found if not isinstance(f, Exception) and f.raw is not None]
         if answered:
             features = model.features(np.stack(answered))  # (n, d): preprocessed once, used for all that follows
-            probabilities = softmax((features @ model.coef.T + model.intercept) / np.float32(model.temperature))
+            with blas_threads(1):  # a small product (see threads.py)
+                logits = features @ model.coef.T + model.intercept
+            probabilities = softmax(logits / np.float32(model.temperature))
             orders = top_classes(probabilities, len(names))
         answer = 0
         for path, item in zip(batch, found):

@@ -179,8 +179,10 @@ def judge_novelty(model, found: list[OneDigit]) -> list[OneDigit]:
     if getattr(model, "novelty", None) is None or not todo:
         return found
     from .refuse import score
+    from .threads import blas_threads
 
-    ratios = score(model.novelty, np.stack([f.image for f in todo])) / max(model.novelty.threshold, 1e-12)
+    with blas_threads(1):  # small products: on a busy machine a second BLAS thread made a batch 8x slower
+        ratios = score(model.novelty, np.stack([f.image for f in todo])) / max(model.novelty.threshold, 1e-12)
     for f, ratio in zip(todo, ratios.tolist()):
         f.novelty, f.image = ratio, None
         if ratio > 1:
