@@ -40,6 +40,8 @@ def _font(size: int):
 
     try:  # the font of the other figures, shipped with matplotlib (found without importing it)
         spec = importlib.util.find_spec("matplotlib")
+        if spec is None or spec.origin is None:  # no matplotlib
+            return ImageFont.load_default(size)
         folder = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf"
         return ImageFont.truetype(str(folder / "DejaVuSans.ttf"), size)
     except (OSError, AttributeError, TypeError):  # no matplotlib, or a build without its data folder

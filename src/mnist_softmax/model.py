@@ -202,6 +202,7 @@ class Preprocessing:
         if self.deskew:
             from .preprocess import deskew
 
+            assert self.image_shape is not None  # __post_init__: deskewing needs an image shape
             X = deskew(X.reshape(len(X), *self.image_shape)).reshape(len(X), -1)
         return X
 
