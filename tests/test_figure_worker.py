@@ -58,3 +58,12 @@ def test_close_stops_an_unused_helper():
     worker.close()  # twice is harmless
     with pytest.raises(ChildProcessError):
         os.waitpid(worker.pid, os.WNOHANG)
+
+
+def test_a_failure_while_drawing_comes_back_as_one_error_line(tmp_path):
+    run = _run()
+    del run.history["step"]  # learning_curves needs it
+    worker = FigureWorker.start()
+    worker.draw(run, tmp_path)
+    with pytest.raises(RuntimeError, match="drawing the figures failed: KeyError: 'step'"):
+        worker.wait()

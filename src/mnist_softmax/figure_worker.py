@@ -62,7 +62,8 @@ class FigureWorker:
         request = Path(folder) / REQUEST
         with open(request, "wb") as out:
             np.savez(out, **arrays)
-        os.write(self._requests, (str(request) + "\n").encode())
+        with contextlib.suppress(BrokenPipeError):  # the helper has already failed (and said why): see wait()
+            os.write(self._requests, (str(request) + "\n").encode())
         os.close(self._requests)
         self._requests = None
 

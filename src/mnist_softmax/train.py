@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -18,7 +19,7 @@ import numpy as np
 
 from .data import Dataset
 from .errors import OutputError
-from .files import clean_stale, make_dir_public, temp_suffix
+from .files import atomic_write, clean_stale, make_dir_public, temp_suffix
 from .metrics import curves
 from .model import Preprocessing, SoftmaxModel
 from .modelfile import save_model
@@ -55,7 +56,7 @@ def train(
     # Everything below runs on one BLAS thread (threads.py): the refusal subspaces, which do not depend on the
     # model, are fitted in a second Python thread beside the solver, which leaves the other core to them.
     with blas_threads(1):
-        background = _Background(_novelty, X, y, X_val, k, preprocessing)
+        background = _Background(_novelty, dataset, X, y, X_val, k, preprocessing)
         try:
             solution = solve(X, y, k, recipe, rng, transform=preprocessing.apply, monitor=monitor,
                              image_shape=spec.image_shape, final_train=True)
@@ -160,14 +161,59 @@ def _calibration(solution, preprocessing, X_val, y_val) -> dict | None:
             **calibration_summary(logits, y_val, temperature)}
 
 
-def _novelty(X, y, X_val, k, preprocessing):
+def _novelty(dataset, X, y, X_val, k, preprocessing):
     """The class subspaces that let predict refuse what is no digit (refuse.py), from the training images; their
-    threshold from the validation split. None without a validation split or for images given as flat rows."""
+    threshold from the validation split. None without a validation split or for images given as flat rows.
+
+    They depend on the data alone (not on the seed or the recipe), so they are kept in the dataset's cache, keyed
+    by the files' digests, the split and the source of refuse.py and preprocess.py: a warm train loads them.
+    """
     from . import refuse
 
     if not len(X_val) or not preprocessing.image_shape or np.ndim(X) != 3:
         return None
-    return refuse.fit(X, y, k, X_val, scale=preprocessing.scale)
+    path = _novelty_path(dataset, len(X_val), k, preprocessing.scale)
+    novelty = _read_novelty(path) if path is not None else None
+    if novelty is None:
+        novelty = refuse.fit(X, y, k, X_val, scale=preprocessing.scale)
+        if path is not None:
+            _write_novelty(novelty, path)
+    return novelty
+
+
+def _novelty_path(dataset, n_validation: int, k: int, scale: float) -> Path | None:
+    """Where the refusal fit of this data and split is kept (None for data without digests)."""
+    from . import preprocess, refuse
+    from .data import dataset_cache
+
+    checksums = dataset.checksums
+    if not checksums:
+        return None
+    key = hashlib.sha256(json.dumps([sorted(checksums.items()), n_validation, k, scale]).encode())
+    for module in (refuse, preprocess):  # a change to how the fit works is a new key
+        key.update(Path(module.__file__).read_bytes())
+    return dataset_cache(dataset.spec) / "novelty" / f"{key.hexdigest()[:32]}.npz"
+
+
+def _read_novelty(path: Path):
+    """The Novelty kept at `path`, or None when there is none or it cannot be read (then it is fitted again)."""
+    from .refuse import Novelty
+
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(str(stored["meta"]))
+            return Novelty.from_stored(stored["novelty_means"], stored["novelty_bases"], meta)
+    except Exception:  # missing, damaged, or from another layout: refit and rewrite it
+        return None
+
+
+def _write_novelty(novelty, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as out:
+            np.savez(out, **novelty.arrays(), meta=np.array(json.dumps(novelty.to_json())))
+    except OSError:  # a read-only or full cache only costs the next run the fit
+        pass
 
 
 def history_csv(history: dict[str, np.ndarray]) -> str:
