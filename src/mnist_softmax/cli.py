@@ -63,6 +63,9 @@ def _dataset_arg(text: str) -> str:
 def printable(text: str) -> str:
     """`text` with every non-printable character (newline, terminal escape, bidi override...) written as a Python
     escape, so a file or class name cannot forge lines or drive the terminal."""
+    text = str(text)
+    if text.isprintable():  # the usual case, without a generator step per character (predict prints a line a file)
+        return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
