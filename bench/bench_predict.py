@@ -1,12 +1,13 @@
 """Benchmark: images per second a loaded model predicts in memory, and files per second `predict` reads from a folder.
 
 In memory: `model.predict` on MNIST's 10,000 test images (uint8, as load_dataset returns them), as it runs (every
-core for a large batch on an idle machine) and on one core, against two peers timed in the same rounds: the plain
-path (all features as float32, then one product, one BLAS thread) and the floor (one product on float32 features
-already scaled). A folder: `mnist-softmax predict MODEL DIR` (in this process, output discarded) on N MNIST test
-images saved as PNGs, against just decoding the same files with Pillow. Variants alternate within each round, so a
-change in the machine's load touches all of them; medians and ratios are printed, with the load before and after.
-Usage: python bench/bench_predict.py [--data-dir DIR] [--rounds R] [--files N]
+core for a large batch on an idle machine), on one core, and on every core whatever the load, against two peers
+timed in the same rounds: the plain path (all features as float32, then one product, one BLAS thread) and one
+product on float32 features already scaled (no conversion, but not in chunks). A folder: `mnist-softmax predict
+MODEL DIR` (in this process, output discarded) on N MNIST test images saved as PNGs, against just decoding the
+same files with Pillow. Variants take turns within each round, in a shuffled order, so a change in the machine's
+load touches all of them; medians and ratios are printed (wall time, and per CPU-second), with the load before and
+after. Usage: python bench/bench_predict.py [--data-dir DIR] [--rounds R] [--files N]
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ def timed(fn) -> tuple[float, float]:
 
 
 def rounds(variants: dict, repeat: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Median wall and CPU seconds per call of each variant over `repeat` rounds, each round calling each once."""
+    """Median wall and CPU seconds per call of each variant over `repeat` rounds, each round calling each once, in
+    an order shuffled per round (what ran just before changes a call's time: caches, the other processes)."""
     for fn in variants.values():
         fn()  # warm up: imports, caches, thread pools
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    rng = np.random.default_rng(0)
     for _ in range(repeat):
-        for name, fn in variants.items():
-            times[name].append(timed(fn))
+        for name in rng.permutation(list(variants)):
+            times[name].append(timed(variants[name]))
     return ({name: float(np.median([w for w, _ in t])) for name, t in times.items()},
             {name: float(np.median([c for _, c in t])) for name, t in times.items()})
 
@@ -60,6 +63,18 @@ def one_core():
         yield
     finally:
         module._PARALLEL_ROWS = saved
+
+
+@contextlib.contextmanager
+def every_core():
+    """model.predict as it runs on an idle machine: a large batch split between one thread per core."""
+    from mnist_softmax import threads
+
+    saved, threads.pass_threads = threads.pass_threads, lambda: None
+    try:
+        yield
+    finally:
+        threads.pass_threads = saved
 
 
 def main():
@@ -93,7 +108,7 @@ def main():
             with blas_threads(1):
                 return classes[np.argmax(model.features(images) @ W.T + b, axis=1)]
 
-        def floor():
+        def product():
             with blas_threads(1):
                 return classes[np.argmax(scaled @ W.T + b, axis=1)]
 
@@ -101,10 +116,15 @@ def main():
             with one_core():
                 return model.predict(images)
 
+        def split():
+            with every_core():
+                return model.predict(images)
+
         variants = {"model.predict(uint8 images)": lambda: model.predict(images),
                     "model.predict, one core": single,
+                    "model.predict, every core (forced)": split,
                     "peer: features, then one product": plain,
-                    "floor: one product on scaled float32": floor}
+                    "peer: one product on scaled float32": product}
         assert all((fn() == plain()).all() for fn in variants.values())  # the same answers
         median, cpu = rounds(variants, args.rounds)
         peer = "peer: features, then one product"
