@@ -18,9 +18,12 @@ JOIN_WIDTH = 1.0  # ... and together no wider than this may be one broken digit
 CHOOSE_RUN = 4  # a digit is made of at most this many units (segment.line_units) ...
 CHOOSE_WIDTH = 1.3  # ... together at most this many digit heights wide
 CHOOSE_HEIGHT = 0.45  # a digit is at least this share of the line's digit height tall
-CHOOSE_SHORT = 2.0  # cost per digit height a digit falls short of the line's
+CHOOSE_TALL = 0.8  # digits are about as tall as the line's digits (the 75th percentile); this share is usual
+CHOOSE_SHORT = 2.0  # cost per digit height a digit falls short of that
+CHOOSE_GAP = 3.0  # cost per digit height of blank columns between the units joined into one digit
 CHOOSE_DIGIT = 0.3  # cost of each digit read (against reading one piece of a digit as a digit of its own)
 CHOOSE_SKIP = 4.0  # cost of leaving out a unit as much ink as a typical digit (less for specks, in proportion)
+CHOOSE_DOUBT = 0.5  # cost of a digit the model is unsure of, times one less its largest probability
 CHOOSE_CAP = 3.0  # refusal ratios above this count as this: all equally unlike a digit
 MIN_HEIGHT = 0.03  # a digit is at least this share of the image's shorter side tall; less is a speck on blank paper
 
@@ -238,6 +241,7 @@ def _choose(model, units, height, shape, convention, is_photo):
     neighbouring units may be one digit, and each unit may be left out as a stray mark. The choice costs least
     where each digit looks most like a digit the model knows (its refusal score, refuse.py), is as tall as the
     line's digits, and the ink left out is small; found by dynamic programming over the units left to right."""
+    from .model import softmax
     from .refuse import score
     from .segment import merge_digits
 
@@ -249,25 +253,30 @@ def _choose(model, units, height, shape, convention, is_photo):
     typical = float(np.median(masses[full])) if any(full) else float(masses.max())
     runs, images = [], []
     for i in range(m):
-        merged = units[i]
+        merged, gaps = units[i], 0.0
         for j in range(i + 1, min(m, i + CHOOSE_RUN) + 1):
             if j > i + 1:
+                gaps += max(0, units[j - 1].box[1] - merged.box[3])
                 merged = merge_digits(merged, units[j - 1])
             top, left, bottom, right = merged.box
-            if j > i + 1 and right - left > CHOOSE_WIDTH * height:
+            if units[i].group != units[j - 1].group and right - left > CHOOSE_WIDTH * height:
                 break
             if bottom - top < CHOOSE_HEIGHT * height:
                 continue
             image = model_input(merged.ink, shape, convention, is_photo)
             if image is not None:
-                runs.append((i, j, merged, bottom - top))
+                runs.append((i, j, merged, bottom - top, gaps))
                 images.append(np.asarray(image, np.float32))
     if not runs:
         return []
-    ratios = score(model.novelty, np.stack(images)) / max(model.novelty.threshold, 1e-12)
+    images = np.stack(images)
+    ratios = score(model.novelty, images) / max(model.novelty.threshold, 1e-12)
+    doubt = 1 - softmax(model.logits(images / np.float32(model.preprocessing.scale))
+                        / np.float32(model.temperature)).max(axis=1)
     ending: dict[int, list] = {}
-    for (i, j, merged, tall), ratio in zip(runs, ratios.tolist()):
-        cost = min(ratio, CHOOSE_CAP) + CHOOSE_SHORT * max(0.0, 1 - tall / height) + CHOOSE_DIGIT
+    for (i, j, merged, tall, gaps), ratio, unsure in zip(runs, ratios.tolist(), doubt.tolist()):
+        cost = (min(ratio, CHOOSE_CAP) + CHOOSE_DOUBT * unsure + CHOOSE_SHORT * max(0.0, CHOOSE_TALL - tall / height)
+                + CHOOSE_GAP * gaps / height + CHOOSE_DIGIT)
         ending.setdefault(j, []).append((i, cost, merged))
     best = [0.0] + [np.inf] * m
     back: list = [None] * (m + 1)

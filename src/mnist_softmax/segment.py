@@ -25,6 +25,7 @@ NARROW = 0.75  # ... and together narrower than this share of it are one broken 
 LINE = 1.8  # thin strokes longer than this many digit heights are lines (rulings, margins, edges), not digits
 WIDE = 1.15  # a group wider than this times the digit height holds more than one digit
 DIGIT_WIDTH = 0.7  # a typical digit's width / height, for guessing how many digits a wide group holds
+BORDER = 0.03  # thin marks this close to the image's side (share of its shorter side) are the sheet's edge
 SPECK_HEIGHT = 0.12  # marks less tall than this share of the digit height are specks (a grid's remnant, a dot)
 
 
@@ -35,6 +36,7 @@ class Digit:
 
     box: tuple[int, int, int, int]
     ink: np.ndarray  # (bottom - top, right - left) float32
+    group: int = 0  # line_units: the stroke group it was cut from (the pieces of one wide group share it)
 
 
 def ink_mask(ink: np.ndarray) -> np.ndarray:
@@ -166,6 +168,8 @@ def _line(ink: np.ndarray) -> _Line | None:
     if not keep.any():
         return None
     tall &= keep
+    if (tall & ~edge).any():  # marks cut by the image's edge (a shadow, a digit half out of the frame) mislead
+        tall &= ~edge
     if not tall.any():
         tall = keep
     # the line: the middle of the heavy strokes, weighted by their ink (stray marks and corners weigh little), and
@@ -244,11 +248,14 @@ def line_units(ink: np.ndarray) -> tuple[list[Digit], float]:
     inside = np.minimum(boxes[:, 2], line.centre + h) - np.maximum(boxes[:, 0], line.centre - h)
     keep = line.keep & (inside >= 0.5 * np.minimum(heights, h))
     units = []
-    for group in _groups(boxes, keep):
+    border = BORDER * min(ink.shape)
+    for number, group in enumerate(_groups(boxes, keep)):
         span = [boxes[group, 0].min(), boxes[group, 1].min(), boxes[group, 2].max(), boxes[group, 3].max()]
         top, left, bottom, right = span
         if bottom - top < SPECK_HEIGHT * h or min(top, left) <= 0 or bottom >= ink.shape[0] or right >= ink.shape[1]:
             continue  # a dot, a grid's remnant, or a mark cut by the image's edge
+        if right - left < 0.25 * h and (left < border or right > ink.shape[1] - border):
+            continue  # a thin line along the photo's edge: the sheet's edge or its shadow
         if abs((top + bottom) / 2 - line.centre) > 0.75 * h:
             continue  # off the line
         # specks inside a digit's box (a grid's crossing, a dot of dirt) would only blur its shape
@@ -257,7 +264,9 @@ def line_units(ink: np.ndarray) -> tuple[list[Digit], float]:
         span = [boxes[group, 0].min(), boxes[group, 1].min(), boxes[group, 2].max(), boxes[group, 3].max()]
         unit = _cut_out(ink, labels, group, span)
         n = pieces_in(unit, h)
-        units.extend(split_digit(unit, n) if n >= 2 else [unit])
+        for piece in split_digit(unit, n) if n >= 2 else [unit]:
+            piece.group = number
+            units.append(piece)
     return units, h
 
 
