@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from mnist_softmax import load_dataset
 from mnist_softmax.cli import main
 from mnist_softmax.errors import ExitCode
-from mnist_softmax.segment import find_digits
+from mnist_softmax.segment import find_digits, line_units
 
 
 def _ink(draw_fn, size=(600, 200)):
@@ -40,6 +40,45 @@ def test_grouping_rules():
     assert len(find_digits(_ink(touching))) == 2
     assert len(find_digits(_ink(touching), split=False)) == 1
     assert find_digits(np.zeros((50, 50), np.float32)) == []
+
+
+def test_line_units():
+    """The units `read` chooses digits from: a 5's separate bar stays with its body, a thin 1 is not taken for a
+    ruling, a stray dot on the line and a mark far above it are left out, and two touching zeros are cut apart
+    (into pieces of one group, which the reader may join back)."""
+    def number(d):
+        d.line((40, 60, 40, 110), fill=255, width=8)  # 5: the body ...
+        d.arc((30, 90, 90, 170), 270, 140, fill=255, width=8)
+        d.line((45, 40, 95, 40), fill=255, width=8)  # ... and its separate bar
+        d.line((150, 30, 150, 170), fill=255, width=6)  # a thin 1, taller than the digits beside it
+        d.ellipse((200, 98, 206, 104), fill=255)  # a stray dot on the line
+        d.line((260, 2, 275, 12), fill=255, width=5)  # a short stroke far above the line
+        d.ellipse((240, 40, 320, 170), outline=255, width=8)  # two zeros touching
+        d.ellipse((316, 40, 396, 170), outline=255, width=8)
+    units, height = line_units(_ink(number))
+    assert 120 <= height <= 145
+    five, one, *zeros = units
+    assert five.box[0] <= 40 and five.box[2] >= 168 and five.box[1] < 40 and five.box[3] > 90  # bar and body
+    assert one.box[1] < 150 < one.box[3] and one.box[2] - one.box[0] >= 135
+    assert len(zeros) >= 2 and len({z.group for z in zeros}) == 1 and one.group != zeros[0].group
+    assert zeros[0].box[1] < 245 and zeros[-1].box[3] > 390  # the dot and the mark above are left out
+    # one of the places offered for the cut is where the zeros touch
+    assert any(300 < a.box[3] < 335 and abs(a.box[3] - b.box[1]) <= 1 for a, b in zip(zeros, zeros[1:]))
+
+
+def test_read_chooses_digits(deskew_run, tmp_path, capsys):
+    """A 0 drawn in two strokes with gaps, a 1 close beside it and a dot of dirt: read as "10", not "110" or "1"."""
+    def ten(d):
+        d.line((100, 40, 100, 160), fill=255, width=12)
+        d.arc((150, 40, 240, 160), 100, 260, fill=255, width=12)  # the 0's left half ...
+        d.arc((150, 40, 240, 160), 280, 80, fill=255, width=12)  # ... and its right half, apart
+        d.ellipse((300, 100, 306, 106), fill=255)
+    path = tmp_path / "ten.png"
+    Image.fromarray((255 - 255 * _ink(ten)).astype(np.uint8)).save(path)
+    capsys.readouterr()
+    main(["read", str(deskew_run / "model.npz"), str(path), "--json"])
+    row = json.loads(capsys.readouterr().out)
+    assert row["text"] == "10", row
 
 
 @pytest.fixture(scope="module")

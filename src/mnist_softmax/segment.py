@@ -235,8 +235,8 @@ def find_digits(ink: np.ndarray, *, split: bool = True) -> list[Digit]:
 def line_units(ink: np.ndarray) -> tuple[list[Digit], float]:
     """The line's ink as units left to right, for a reader that chooses how they make digits (reading.py), and
     the line's digit height. A unit is strokes lying above one another (overlapping horizontally and near in
-    height: a 5's bar, a 7's top written apart); groups wider than a digit are cut where their ink is thinnest
-    (split_digit), so a unit is at most one digit, or a piece of one; tiny specks inside a unit, groups off the
+    height: a 5's bar, a 7's top written apart); groups wider than a digit are cut at each column where two
+    digits may meet (candidate_cuts), so a unit is at most one digit, or a piece of one; tiny specks inside a unit, groups off the
     line and marks cut by the image's edge are left out."""
     ink = np.asarray(ink, np.float32)
     line = _line(ink)
@@ -264,7 +264,7 @@ def line_units(ink: np.ndarray) -> tuple[list[Digit], float]:
         span = [boxes[group, 0].min(), boxes[group, 1].min(), boxes[group, 2].max(), boxes[group, 3].max()]
         unit = _cut_out(ink, labels, group, span)
         n = pieces_in(unit, h)
-        for piece in split_digit(unit, n) if n >= 2 else [unit]:
+        for piece in split_at(unit, candidate_cuts(unit, n, h)) if n >= 2 else [unit]:
             piece.group = number
             units.append(piece)
     return units, h
@@ -286,8 +286,28 @@ def pieces_in(digit: Digit, line_height: float) -> int:
 
 def split_digit(digit: Digit, n: int) -> list[Digit]:
     """A group of n touching digits cut where its ink is thinnest near even spacing (see _cuts)."""
+    return split_at(digit, _cuts(digit.ink.sum(axis=0), n))
+
+
+def candidate_cuts(digit: Digit, n: int, height: float) -> list[int]:
+    """Columns where a group of about n touching digits may be cut, for a reader to choose among: where the ink
+    is thinnest near even spacing (two digits joined by a stroke) and at even spacing itself (two round digits
+    pressed together are thickest where they touch), none closer than a tenth of
+    the digit height to another or to the group's sides."""
+    width = digit.box[3] - digit.box[1]
+    columns = digit.ink.sum(axis=0)
+    found = sorted({*_cuts(columns, n), *(round(j * width / n) for j in range(1, n))})
+    cuts: list[int] = []
+    for c in found:
+        if c >= 0.1 * height and width - c >= 0.1 * height and (not cuts or c - cuts[-1] >= 0.1 * height):
+            cuts.append(int(c))
+    return cuts
+
+
+def split_at(digit: Digit, cuts: list[int]) -> list[Digit]:
+    """A group cut at the given columns (from its left side), each piece's box shrunk to its ink."""
     top, left, bottom, right = digit.box
-    edges = [0, *_cuts(digit.ink.sum(axis=0), n), right - left]
+    edges = [0, *cuts, right - left]
     parts = []
     for a, b in zip(edges[:-1], edges[1:]):
         part = digit.ink[:, a:b]
