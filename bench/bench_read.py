@@ -1,15 +1,19 @@
 """Reading written numbers: photos of 2-6 MNIST test digits (tests/number_photos.py) through `read`'s pipeline.
 
-    python bench/bench_read.py MODEL [COUNT]
+    python bench/bench_read.py MODEL [COUNT [SEED]]
 
 Prints the share read exactly, the share of digits right (edit-distance aligned), and how often the number of
-digits found was right. The issue asks >= 75% exact and >= 88% of digits.
+digits found was right; and, as the ceiling for any reader, how often the model gets all the digits of a number
+right when given them as the clean MNIST images they were made from. The issue asks >= 75% exact and >= 88% of
+digits. SEED (default 12345) draws other photos: check a change on a seed it was not tuned on.
 """
 
 import sys
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -21,11 +25,12 @@ from mnist_softmax.reading import read_number
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
-def main(model_path: str, count: int = 200) -> None:
+def main(model_path: str, count: int = 200, seed: int = 12345) -> None:
     model = ms.load_model(model_path)
     ds = ms.load_dataset("mnist", MNIST)
     with TemporaryDirectory() as tmp:
-        items = write_numbers(ds.test_images, ds.test_labels, Path(tmp), count, seed=12345)
+        picks: list = []
+        items = write_numbers(ds.test_images, ds.test_labels, Path(tmp), count, seed=seed, picks=picks)
         exact = right = total = length = 0
         started = time.perf_counter()
         for path, truth in items:
@@ -36,9 +41,12 @@ def main(model_path: str, count: int = 200) -> None:
             right += digits_right(text, truth)
             total += len(truth)
         seconds = (time.perf_counter() - started) / count
-    print(f"{count} numbers, {total} digits: read exactly {100 * exact / count:.1f}%, digits right "
-          f"{100 * right / total:.1f}%, number of digits right {100 * length / count:.1f}%, {seconds:.2f} s each")
+    clean = [model.logits(ds.test_images[p].astype(np.float32)).argmax(axis=1) == ds.test_labels[p] for p in picks]
+    print(f"{count} numbers (seed {seed}), {total} digits: read exactly {100 * exact / count:.1f}%, digits right "
+          f"{100 * right / total:.1f}%, number of digits right {100 * length / count:.1f}%, {seconds:.2f} s each; "
+          f"the same digits as clean MNIST images: all right {100 * np.mean([c.all() for c in clean]):.1f}% of "
+          f"numbers, {100 * np.concatenate(clean).mean():.1f}% of digits")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 200)
+    main(sys.argv[1], *(int(a) for a in sys.argv[2:4]))

@@ -58,15 +58,17 @@ def photograph_number(digits: np.ndarray, rng: np.random.Generator) -> Image.Ima
 
 
 def write_numbers(images: np.ndarray, labels: np.ndarray, folder: Path, count: int, seed: int = 0,
-                  lengths=(2, 6)) -> list[tuple[Path, str]]:
+                  lengths=(2, 6), picks: list | None = None) -> list[tuple[Path, str]]:
     """`count` photos of numbers of lengths[0]..lengths[1] digits drawn from (images, labels); JPEG quality 60-90.
-    Returns (path, the digits written) for each."""
+    Returns (path, the digits written) for each; `picks`, if given, gets each number's image indices."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i in range(count):
         n = int(rng.integers(lengths[0], lengths[1] + 1))
         pick = rng.choice(len(images), n, replace=False)
+        if picks is not None:
+            picks.append(pick)
         path = folder / f"number{i:04d}.jpg"
         photograph_number(images[pick], rng).save(path, quality=int(rng.integers(60, 91)))
         out.append((path, "".join(str(int(v)) for v in labels[pick])))

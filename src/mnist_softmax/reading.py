@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-JOIN_GAP = 0.2  # neighbours this close (share of the digit height) ...
-JOIN_WIDTH = 1.0  # ... and together no wider than this may be one broken digit
 CHOOSE_RUN = 4  # a digit is made of at most this many units (segment.line_units) ...
 CHOOSE_WIDTH = 1.3  # ... together at most this many digit heights wide
 CHOOSE_HEIGHT = 0.45  # a digit is at least this share of the line's digit height tall
@@ -191,49 +189,6 @@ def judge_novelty(model, found: list[OneDigit]) -> list[OneDigit]:
         if ratio > 1:
             f.refusal, f.reason = "unlike", REASONS["unlike"].format(thing=_thing(model))
     return found
-
-
-def _settle(model, digits, shape, convention, is_photo):
-    """Where the strokes alone cannot tell, let the shapes decide: a group much wider than a digit is cut into
-    touching digits, and neighbours that touch are joined into one broken digit, when the result looks more like
-    digits (a lower refusal score, refuse.py) than what it replaces. Without refusal statistics (older model
-    files) wide groups are cut by width and neighbours left apart."""
-    from .segment import line_height_of, merge_digits, pieces_in, split_digit
-
-    height = line_height_of(digits)
-    has_novelty = getattr(model, "novelty", None) is not None
-
-    def strangeness(d) -> float:
-        image = model_input(d.ink, shape, convention, is_photo)
-        ratio = None if image is None else novelty_ratio(model, np.asarray(image, np.float32))
-        return float("inf") if ratio is None else ratio
-
-    out = []
-    for d in digits:
-        n = pieces_in(d, height)
-        if n < 2:
-            out.append(d)
-            continue
-        parts = split_digit(d, n)
-        if not has_novelty or max(map(strangeness, parts)) < strangeness(d):
-            out.extend(parts)
-        else:
-            out.append(d)
-    if not has_novelty:
-        return out
-    i = 0
-    while i + 1 < len(out):
-        a, b = out[i], out[i + 1]
-        gap = b.box[1] - a.box[3]
-        width = max(a.box[3], b.box[3]) - min(a.box[1], b.box[1])
-        if gap <= JOIN_GAP * height and width <= JOIN_WIDTH * height:
-            joined = merge_digits(a, b)
-            score = strangeness(joined)
-            if score < 1 and score < max(strangeness(a), strangeness(b)):
-                out[i : i + 2] = [joined]
-                continue
-        i += 1
-    return out
 
 
 def _choose(model, units, height, shape, convention, is_photo):

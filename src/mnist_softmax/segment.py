@@ -5,6 +5,10 @@ Specks and marks much smaller than the line's digits are dropped, and so are mar
 mostly above one another belong to one digit (a 5's separate bar, a 7 written with a gap, a 4 in two strokes);
 strokes side by side are separate digits. A group much wider than a digit is tall is two or more digits touching:
 it is cut where its vertical projection (the ink in each column) is thinnest, near where even spacing would cut.
+
+`find_digits` decides by these rules alone (predict's count of digits, and `read` with models that have no refusal
+statistics). `line_units` stops short of deciding: it gives the units (stroke groups, wide ones cut at every
+candidate column) from which reading.py chooses the digits with the model's help.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ PIECE = 0.6  # a group less tall than this share of the digit height is part of 
 REACH = 0.15  # ... within this share of the digit height
 TOUCH = 0.05  # neighbours closer than this share of the digit height ...
 NARROW = 0.75  # ... and together narrower than this share of it are one broken digit
-LINE = 1.8  # thin strokes longer than this many digit heights are lines (rulings, margins, edges), not digits
+LINE = 1.8  # thin strokes longer than this times the tallest compact stroke are lines (rulings, edges), not digits
 WIDE = 1.15  # a group wider than this times the digit height holds more than one digit
 DIGIT_WIDTH = 0.7  # a typical digit's width / height, for guessing how many digits a wide group holds
 BORDER = 0.03  # thin marks this close to the image's side (share of its shorter side) are the sheet's edge
@@ -236,8 +240,8 @@ def line_units(ink: np.ndarray) -> tuple[list[Digit], float]:
     """The line's ink as units left to right, for a reader that chooses how they make digits (reading.py), and
     the line's digit height. A unit is strokes lying above one another (overlapping horizontally and near in
     height: a 5's bar, a 7's top written apart); groups wider than a digit are cut at each column where two
-    digits may meet (candidate_cuts), so a unit is at most one digit, or a piece of one; tiny specks inside a unit, groups off the
-    line and marks cut by the image's edge are left out."""
+    digits may meet (candidate_cuts), so a unit is at most one digit, or a piece of one; tiny specks inside a
+    unit, groups off the line and marks cut by the image's edge are left out."""
     ink = np.asarray(ink, np.float32)
     line = _line(ink)
     if line is None:
@@ -268,11 +272,6 @@ def line_units(ink: np.ndarray) -> tuple[list[Digit], float]:
             piece.group = number
             units.append(piece)
     return units, h
-
-
-def line_height_of(digits: list[Digit]) -> float:
-    """The typical digit height of a line: the 75th percentile of the digits' heights."""
-    return float(np.percentile([d.box[2] - d.box[0] for d in digits], 75)) if digits else 0.0
 
 
 def pieces_in(digit: Digit, line_height: float) -> int:
