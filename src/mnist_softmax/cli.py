@@ -356,7 +356,7 @@ def cmd_predict(args) -> int:
     from .errors import MnistSoftmaxError, OutputError
     from .explain import top_classes
     from .model import softmax
-    from .reading import judge_novelty, one_digit
+    from .reading import OneDigit, judge_novelty, one_digit
     from .threads import blas_threads
 
     model, shape, files = _image_model_and_files(args)
@@ -374,7 +374,8 @@ def cmd_predict(args) -> int:
     failed = 0
     pending = iter(files)
     while True:  # decode and prepare a batch of files; their novelty scores and the model run once per batch
-        batch, found, began = [], [], time.perf_counter()
+        batch, began = [], time.perf_counter()
+        found: list[OneDigit | MnistSoftmaxError] = []
         for path in pending:
             batch.append(path)
             try:

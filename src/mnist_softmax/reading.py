@@ -183,7 +183,8 @@ def judge_novelty(model, found: list[OneDigit]) -> list[OneDigit]:
     from .threads import blas_threads
 
     with blas_threads(1):  # small products: on a busy machine a second BLAS thread made a batch 8x slower
-        ratios = score(model.novelty, np.stack([f.image for f in todo])) / max(model.novelty.threshold, 1e-12)
+        images = np.stack([f.image for f in todo if f.image is not None])  # all of todo
+        ratios = score(model.novelty, images) / max(model.novelty.threshold, 1e-12)
     for f, ratio in zip(todo, ratios.tolist()):
         f.novelty, f.image = ratio, None
         if ratio > 1:
