@@ -140,42 +140,52 @@ def as_rows(X) -> tuple[np.ndarray, bool]:
     return X, bool(np.issubdtype(X.dtype, np.integer) or X.dtype == bool)
 
 
-def _score_rows(X: np.ndarray, exact: bool, W: np.ndarray, b: np.ndarray, each, rows: range) -> None:
-    """each(rows, X[rows] W + b) for successive chunks of _PREDICT_ROWS of the given rows (see SoftmaxModel._scores).
-    Each chunk is converted to float32 into one buffer, reused, so that it is still in cache for the product."""
+def _pixels_converter(exact: bool):
+    """convert(chunk, buffer) for _score_rows: raw values into the float32 buffer, checked finite unless they are
+    integers; the scale is in the weights."""
+
+    def convert(chunk: np.ndarray, buffer: np.ndarray) -> np.ndarray:
+        np.copyto(buffer, chunk, casting="unsafe")
+        if not exact and not np.isfinite(buffer).all():
+            raise UsageError("inputs contain NaN or infinity")
+        return buffer
+
+    return convert
+
+
+def _score_rows(X: np.ndarray, convert, W: np.ndarray, b: np.ndarray, each, rows: range) -> None:
+    """each(rows, convert(X[rows]) W + b) for successive chunks of _PREDICT_ROWS of the given rows (see
+    SoftmaxModel._scores). A chunk is converted into one float32 buffer, reused, still in cache for the product."""
     size = min(len(rows), _PREDICT_ROWS)
     buffer = np.empty((size, X.shape[1]), np.float32)
     scores = np.empty((size, len(b)), np.float32)
     for start in range(rows.start, rows.stop, _PREDICT_ROWS):
         chunk = X[start : min(start + _PREDICT_ROWS, rows.stop)]
         m = len(chunk)
-        np.copyto(buffer[:m], chunk, casting="unsafe")
-        if not exact and not np.isfinite(buffer[:m]).all():
-            raise UsageError("inputs contain NaN or infinity")
-        np.matmul(buffer[:m], W, out=scores[:m])
+        np.matmul(convert(chunk, buffer[:m]), W, out=scores[:m])
         scores[:m] += b
         each(slice(start, start + m), scores[:m])
 
 
-def _score_all(X: np.ndarray, exact: bool, W: np.ndarray, b: np.ndarray, each) -> None:
+def _score_all(X: np.ndarray, convert, W: np.ndarray, b: np.ndarray, each) -> None:
     """_score_rows over all of X: one BLAS thread per chunk (a chunk's product is small, see threads.py); a large
     input on an idle machine is split between one Python thread per core (numpy lets go of the GIL meanwhile)."""
     from .threads import blas_threads, pass_threads
 
     n = len(X)
     if n <= 64:
-        return _score_rows(X, exact, W, b, each, range(n))
+        return _score_rows(X, convert, W, b, each, range(n))
     parts = 1 if n < _PARALLEL_ROWS or pass_threads() == 1 else os.cpu_count() or 1
     with blas_threads(1):
         if parts == 1:
-            return _score_rows(X, exact, W, b, each, range(n))
+            return _score_rows(X, convert, W, b, each, range(n))
         from concurrent.futures import ThreadPoolExecutor
 
         bounds = [n * i // parts for i in range(parts + 1)]
         with ThreadPoolExecutor(parts - 1) as pool:
-            others = [pool.submit(_score_rows, X, exact, W, b, each, range(lo, hi))
+            others = [pool.submit(_score_rows, X, convert, W, b, each, range(lo, hi))
                       for lo, hi in zip(bounds[1:-1], bounds[2:])]
-            _score_rows(X, exact, W, b, each, range(bounds[1]))
+            _score_rows(X, convert, W, b, each, range(bounds[1]))
             for job in others:
                 job.result()
 
@@ -270,37 +280,33 @@ class SoftmaxModel:
     def logits(self, X) -> np.ndarray:
         """Class scores, shape (n, k), whatever the number of classes."""
         X, k = np.asarray(X), len(self.coef)
-        out = np.empty((len(X), k), np.float32) if X.ndim >= 2 else None
+        out = np.empty((len(as_rows(X)[0]), k), np.float32)
 
         def keep(rows, scores):
             out[rows] = scores[:, :k]
 
-        if out is None or not self._scores(X, keep):  # deskewed or scaled up: the features first
-            return self.features(X) @ self.coef.T + self.intercept
+        self._scores(X, keep)
         return out
 
-    def _scores(self, X, each) -> bool:
-        """each(rows, scores (m, k')) over chunks of the raw inputs' rows; False, without a call, where the features
-        must be computed first (deskewing; a scale above 1, where scaled pixels could overflow and raw ones not).
-
-        The scores are the logits followed by k' - k columns of -inf (see _LANES), so an argmax needs no slicing.
-        The preprocessing scale is folded into the weights rather than multiplied into every pixel: no float copy
-        of the whole input and no extra pass over it (about 3x faster than converting the input whole).
+    def _scores(self, X, each) -> None:
+        """each(rows, scores (m, k')) over chunks of the raw inputs' rows, so that no float copy of a whole large
+        input is made. The scores are the logits followed by k' - k columns of -inf (see _LANES), so an argmax
+        needs no slicing. Without deskewing (and for a scale of at most 1, where scaled pixels cannot overflow if
+        raw ones do not) the scale is folded into the weights rather than multiplied into every pixel, which saves
+        a pass over the input; otherwise each chunk goes through the preprocessing whole.
         """
         p = self.preprocessing
-        if p.deskew or p.scale > 1:
-            return False
         X, exact = as_rows(X)
         k, d = self.coef.shape
         if X.shape[1] != d:
             raise UsageError(f"model expects {d} features per input, got {X.shape[1]}")
+        direct = not p.deskew and p.scale <= 1
         width = -(-k // _LANES) * _LANES
         W = np.zeros((d, width), np.float32)
-        np.multiply(self.coef.T, np.float32(p.scale), out=W[:, :k])
+        np.multiply(self.coef.T, np.float32(p.scale if direct else 1), out=W[:, :k])
         b = np.full(width, -np.inf, np.float32)
         b[:k] = self.intercept
-        _score_all(X, exact, W, b, each)
-        return True
+        _score_all(X, _pixels_converter(exact) if direct else lambda chunk, _: p.apply(chunk), W, b, each)
 
     def decision_function(self, X) -> np.ndarray:
         """Class scores (logits), shape (n, k); for two classes, as scikit-learn does, the margin (n,)."""
@@ -316,13 +322,12 @@ class SoftmaxModel:
     def predict(self, X) -> np.ndarray:
         """The most probable class label of each input, shape (n,)."""
         X = np.asarray(X)
-        best = np.empty(len(X), np.intp) if X.ndim >= 2 else None
+        best = np.empty(len(as_rows(X)[0]), np.intp)
 
         def choose(rows, scores):
             np.argmax(scores, axis=1, out=best[rows])
 
-        if best is None or not self._scores(X, choose):
-            return self.classes[np.argmax(self.logits(X), axis=1)]
+        self._scores(X, choose)
         return self.classes[best]
 
     def score(self, X, y) -> float:
