@@ -38,7 +38,7 @@ def test_letters_refused_digits_kept(mnist_run, tmp_path, capsys):
     rows = _rows(capsys)
     assert len(rows) == len(letters)
     refused = np.mean([r["prediction"] is None for r in rows])
-    assert refused >= 0.40, refused  # the issue asks 60%: see the README on what this detector cannot do
+    assert refused >= 0.55, refused  # the issue asks 60%; bench/bench_refuse.py measures 60.5% (README)
     from conftest import MNIST_DIR
 
     test = load_dataset("mnist", MNIST_DIR).test_images[:3000] / np.float32(255)
@@ -118,3 +118,33 @@ def test_threshold_quantile_is_numpys_to_the_last_bit():
         values = rng.gamma(2, 3, n)
         for q in (0.0, 0.5, 0.9, 0.99, 0.995, 1.0):
             assert _quantile(values, q) == float(np.quantile(values, q))
+
+
+def test_clusters_follow_each_way_of_writing_and_old_single_subspace_files_score_as_before():
+    """Two ways of writing one class (a bar and a ring) are each fitted by a cluster's subspace, where one subspace
+    per class of the same size leaves more unexplained; a file with one subspace per class (no `clusters` in its
+    metadata) scores by the nearest class subspace, as before clusters existed; a class with few images fits."""
+    from mnist_softmax.refuse import Novelty, fit, residuals, shape_features
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:28, :28]
+    bars = [np.clip(1.5 - np.abs(xx - 14 - s), 0, 1) * ((yy > 4) & (yy < 24)) for s in rng.uniform(-3, 3, 120)]
+    rings = [np.clip(1.5 - np.abs(np.hypot(yy - 14, xx - 14) - r), 0, 1) for r in rng.uniform(5, 9, 120)]
+    images = np.stack(bars + rings).astype(np.float32)
+    labels = np.zeros(len(images), int)
+    two = fit(images, labels, 1, images, components=2, clusters=2)
+    one = fit(images, labels, 1, images, components=2, clusters=1)
+    assert two.means.shape == (2, 784) and two.bases.shape == (2, 2, 784) and two.clusters == 2
+    features = shape_features(images)
+    nearest = np.stack([residuals(two.means[j : j + 1], two.bases[j : j + 1], features)[:, 0] for j in (0, 1)])
+    bar_cluster, ring_cluster = nearest[:, :120].argmin(axis=0), nearest[:, 120:].argmin(axis=0)
+    assert len(set(bar_cluster)) == 1 and set(ring_cluster) == {1 - bar_cluster[0]}  # a cluster for each shape
+    assert np.median(score(two, images)) < 0.5 * np.median(score(one, images))
+    stored = Novelty.from_stored(*one.arrays().values(), {k: v for k, v in one.to_json().items() if k != "clusters"})
+    expected = np.array([((f - one.means[0]) ** 2).sum() - ((one.bases[0] @ (f - one.means[0])) ** 2).sum()
+                         for f in features[:5]])
+    np.testing.assert_allclose(score(stored, images[:5]), expected, rtol=1e-4, atol=1e-4)
+    got = residuals(stored.means, stored.bases, features[:5])[:, 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    few = fit(images[:6], labels[:6], 1, images[:6], components=2, clusters=4)  # too few for 4 clusters
+    assert np.isfinite(score(few, images)).all() and (few.means == few.means[0]).all()

@@ -25,6 +25,7 @@ FORMAT_VERSION = 1
 _KEYS = {"coef", "intercept", "classes", "metadata"}
 _NOVELTY = ("novelty_means", "novelty_bases")  # optional (refuse.Novelty): (k, d) and (k * m, d) float32
 MAX_COMPONENTS = 100  # principal directions per class in novelty_bases
+MAX_CLUSTERS = 32  # subspaces per class in novelty_means and novelty_bases
 
 
 def _classes_array(classes) -> np.ndarray:
@@ -229,10 +230,11 @@ def _novelty(arrays: dict, meta: dict, k: int, d: int, bad):
         raise bad("novelty statistics must come complete: novelty_means, novelty_bases and their metadata")
     means, bases = arrays["novelty_means"], arrays["novelty_bases"]
     m = meta["novelty"]["components"]
-    if means.shape != (k, d) or means.dtype.kind != "f":
-        raise bad(f"novelty_means must be float of shape ({k}, {d}), found {means.dtype} of shape {means.shape}")
-    if bases.shape != (k * m, d) or bases.dtype.kind != "f":
-        raise bad(f"novelty_bases must be float of shape ({k * m}, {d}), found {bases.dtype} of shape {bases.shape}")
+    n = k * meta["novelty"].get("clusters", 1)  # subspaces: `clusters` per class (1 in files from before them)
+    if means.shape != (n, d) or means.dtype.kind != "f":
+        raise bad(f"novelty_means must be float of shape ({n}, {d}), found {means.dtype} of shape {means.shape}")
+    if bases.shape != (n * m, d) or bases.dtype.kind != "f":
+        raise bad(f"novelty_bases must be float of shape ({n * m}, {d}), found {bases.dtype} of shape {bases.shape}")
     with np.errstate(over="ignore", invalid="ignore"):
         means, bases = means.astype(np.float32), bases.astype(np.float32)
     if not (np.isfinite(means).all() and np.isfinite(bases).all()):
@@ -328,8 +330,10 @@ SCHEMA = {
     "novelty": (False, lambda v: isinstance(v, dict) and _is_int(v.get("components"))
                 and 1 <= v["components"] <= MAX_COMPONENTS and _is_number(v.get("threshold")) and v["threshold"] >= 0
                 and _is_number(v.get("blur")) and 0 <= v["blur"] <= 10
-                and (v.get("quantile") is None or (_is_number(v["quantile"]) and 0 < v["quantile"] <= 1)),
-                f"an object with components (1 to {MAX_COMPONENTS}), threshold (>= 0), blur (0 to 10) and quantile"),
+                and (v.get("quantile") is None or (_is_number(v["quantile"]) and 0 < v["quantile"] <= 1))
+                and (v.get("clusters") is None or (_is_int(v["clusters"]) and 1 <= v["clusters"] <= MAX_CLUSTERS)),
+                f"an object with components (1 to {MAX_COMPONENTS}), threshold (>= 0), blur (0 to 10), quantile and "
+                f"clusters (1 to {MAX_CLUSTERS})"),
     "created": (False, lambda v: _is_text(v, 100), "a date as text"),
     "package_version": (False, lambda v: _is_text(v, 100), "a version as text"),
 }
