@@ -28,7 +28,9 @@ class FigureWorker:
     REQUEST = REQUEST
 
     def __init__(self, pid: int, requests: int, replies: int):
-        self.pid, self._requests, self._replies = pid, requests, replies
+        self.pid = pid
+        self._requests: int | None = requests  # the pipes' ends; None once closed
+        self._replies: int | None = replies
         self._done = False
 
     @classmethod
@@ -53,15 +55,16 @@ class FigureWorker:
     def draw(self, run, folder: Path) -> None:
         """Ask for weights.png (image data only) and curves.png of `run`, written into `folder`."""
         model = run.model
-        arrays = {f"history_{name}": np.asarray(values) for name, values in run.history.items()}
+        arrays: dict[str, np.ndarray] = {f"history_{name}": np.asarray(values) for name, values in run.history.items()}
         arrays["history_names"] = np.array(list(run.history), dtype=str)
         if model.preprocessing.image_shape:
             arrays["coef"] = np.asarray(model.coef)
             arrays["image_shape"] = np.asarray(model.preprocessing.image_shape, dtype=np.int64)
             arrays["class_names"] = np.array([json.dumps(str(name)) for name in model.class_names], dtype=str)
         request = Path(folder) / REQUEST
+        assert self._requests is not None, "draw is called once"
         with open(request, "wb") as out:
-            np.savez(out, **arrays)
+            np.savez(out, **arrays)  # type: ignore[arg-type]  # numpy's stub takes **arrays for allow_pickle
         with contextlib.suppress(BrokenPipeError):  # the helper has already failed (and said why): see wait()
             os.write(self._requests, (str(request) + "\n").encode())
         os.close(self._requests)
@@ -70,6 +73,7 @@ class FigureWorker:
     def wait(self) -> None:
         """Wait for the figures; raise OSError (a failed write) or RuntimeError (anything else) if they failed."""
         chunks = []
+        assert self._replies is not None, "wait is called once"
         while chunk := os.read(self._replies, 65536):
             chunks.append(chunk)
         status = self._reap()

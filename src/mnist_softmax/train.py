@@ -191,6 +191,7 @@ def _novelty_path(dataset, n_validation: int, k: int, scale: float) -> Path | No
         return None
     key = hashlib.sha256(json.dumps([sorted(checksums.items()), n_validation, k, scale]).encode())
     for module in (refuse, preprocess):  # a change to how the fit works is a new key
+        assert module.__file__ is not None  # imported from source files
         key.update(Path(module.__file__).read_bytes())
     return dataset_cache(dataset.spec) / "novelty" / f"{key.hexdigest()[:32]}.npz"
 
