@@ -124,6 +124,7 @@ def loss_and_grad(W, b, X, y, l2=0.0, mu=None, *, smooth=0.0, image_shape=None):
 
 _PREDICT_ROWS = 512  # rows per chunk when predicting: 1.6 MB of float32 features, which stay in L2 cache
 _PARALLEL_ROWS = 8192  # from this many rows on, prediction may use every core (see _score_all)
+_FEW_ROWS = 64  # up to this many rows, prediction is one plain product (no chunks, no BLAS thread limit)
 _LANES = 16  # the weights get zero columns up to a multiple of this many classes: BLAS's kernels run full width
 
 
@@ -173,8 +174,6 @@ def _score_all(X: np.ndarray, convert, W: np.ndarray, b: np.ndarray, each) -> No
     from .threads import blas_threads, pass_threads
 
     n = len(X)
-    if n <= 64:
-        return _score_rows(X, convert, W, b, each, range(n))
     parts = 1 if n < _PARALLEL_ROWS or pass_threads() == 1 else os.cpu_count() or 1
     with blas_threads(1):
         if parts == 1:
@@ -280,7 +279,7 @@ class SoftmaxModel:
     def logits(self, X) -> np.ndarray:
         """Class scores, shape (n, k), whatever the number of classes."""
         X, k = np.asarray(X), len(self.coef)
-        out = np.empty((len(as_rows(X)[0]), k), np.float32)
+        out = np.empty((len(X) if X.ndim >= 2 else len(as_rows(X)[0]), k), np.float32)  # as_rows: the error
 
         def keep(rows, scores):
             out[rows] = scores[:, :k]
@@ -291,22 +290,26 @@ class SoftmaxModel:
     def _scores(self, X, each) -> None:
         """each(rows, scores (m, k')) over chunks of the raw inputs' rows, so that no float copy of a whole large
         input is made. The scores are the logits followed by k' - k columns of -inf (see _LANES), so an argmax
-        needs no slicing. Without deskewing (and for a scale of at most 1, where scaled pixels cannot overflow if
-        raw ones do not) the scale is folded into the weights rather than multiplied into every pixel, which saves
-        a pass over the input; otherwise each chunk goes through the preprocessing whole.
+        needs no slicing (up to _FEW_ROWS rows: the logits alone, from one plain product). Without deskewing (and
+        for a scale of at most 1, where scaled pixels cannot overflow if raw ones do not) the scale is folded into
+        the weights rather than multiplied into every pixel, which saves a pass over the input; otherwise each
+        chunk goes through the preprocessing whole.
         """
         p = self.preprocessing
         X, exact = as_rows(X)
         k, d = self.coef.shape
         if X.shape[1] != d:
             raise UsageError(f"model expects {d} features per input, got {X.shape[1]}")
+        if len(X) <= _FEW_ROWS:  # the plain product: cheaper than building folded weights for a few rows
+            each(slice(0, len(X)), p.apply(X) @ self.coef.T + self.intercept)
+            return
         direct = not p.deskew and p.scale <= 1
         width = -(-k // _LANES) * _LANES
-        W = np.zeros((d, width), np.float32)
-        np.multiply(self.coef.T, np.float32(p.scale if direct else 1), out=W[:, :k])
+        W = np.zeros((width, d), np.float32)  # used as its transpose: BLAS reads either order as fast
+        np.multiply(self.coef, np.float32(p.scale if direct else 1), out=W[:k])
         b = np.full(width, -np.inf, np.float32)
         b[:k] = self.intercept
-        _score_all(X, _pixels_converter(exact) if direct else lambda chunk, _: p.apply(chunk), W, b, each)
+        _score_all(X, _pixels_converter(exact) if direct else lambda chunk, _: p.apply(chunk), W.T, b, each)
 
     def decision_function(self, X) -> np.ndarray:
         """Class scores (logits), shape (n, k); for two classes, as scikit-learn does, the margin (n,)."""
@@ -322,7 +325,7 @@ class SoftmaxModel:
     def predict(self, X) -> np.ndarray:
         """The most probable class label of each input, shape (n,)."""
         X = np.asarray(X)
-        best = np.empty(len(as_rows(X)[0]), np.intp)
+        best = np.empty(len(X) if X.ndim >= 2 else len(as_rows(X)[0]), np.intp)  # as_rows: the error
 
         def choose(rows, scores):
             np.argmax(scores, axis=1, out=best[rows])
