@@ -73,7 +73,8 @@ def animation_frames(steps, max_frames: int = 32) -> np.ndarray:
     if len(steps) <= max_frames:
         return np.arange(len(steps))
     targets = np.linspace(np.sqrt(steps[0]), np.sqrt(steps[-1]), max_frames) ** 2
-    return np.unique(np.clip(np.searchsorted(steps, targets), 0, len(steps) - 1))
+    picked = np.clip(np.searchsorted(steps, targets), 0, len(steps) - 1)  # ascending, repeats adjacent
+    return picked[np.r_[True, picked[1:] != picked[:-1]]]  # np.unique's result, without its numpy.ma import
 
 
 def weights_animation(coefs: np.ndarray, image_shape, class_names, steps, accuracy=None, *,
