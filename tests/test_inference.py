@@ -44,6 +44,12 @@ def test_any_numeric_layout_gives_the_same_logits(layout):
     np.testing.assert_allclose(model.predict_proba(data), np.exp(model.predict_log_proba(data)), rtol=1e-5, atol=1e-6)
 
 
+def test_no_images_give_empty_answers():
+    model = make_model(10)
+    for X in (np.zeros((0, 28, 28), np.uint8), np.zeros((0, 784))):
+        assert model.predict(X).shape == (0,) and model.predict_proba(X).shape == (0, 10)
+
+
 def test_split_between_threads_gives_the_same_answers(monkeypatch):
     model, X = make_model(10), pixels(5000)
     single = model.logits(X), model.predict(X)

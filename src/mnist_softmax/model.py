@@ -133,7 +133,7 @@ def as_rows(X) -> tuple[np.ndarray, bool]:
     booleans (always finite: no NaN check needed). One error line for anything else."""
     X = np.asarray(X)
     if X.ndim == 3:
-        X = X.reshape(len(X), -1)
+        X = X.reshape(len(X), X.shape[1] * X.shape[2])  # (not -1, which fails on no images)
     if X.ndim != 2:
         raise UsageError(f"expected inputs of shape (n, features) or (n, height, width), got shape {X.shape}")
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
