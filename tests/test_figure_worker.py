@@ -44,8 +44,9 @@ def test_helper_draws_the_same_figures_as_the_process(tmp_path):
         os.waitpid(worker.pid, os.WNOHANG)  # reaped: no zombie left
 
 
-def test_a_failed_write_comes_back_as_an_oserror(tmp_path):
-    (tmp_path / "curves.png").mkdir()  # the helper cannot write its file there
+@pytest.mark.parametrize("name", ["curves.png", "weights.png"])  # drawn by the helper, and by its fork
+def test_a_failed_write_comes_back_as_an_oserror(tmp_path, name):
+    (tmp_path / name).mkdir()  # the helper cannot write its file there
     worker = FigureWorker.start()
     worker.draw(_run(), tmp_path)
     with pytest.raises(OSError):
