@@ -53,8 +53,8 @@ def train(
         monitor["test"] = (dataset.test_images, dataset.test_labels)
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    # Everything below runs on one BLAS thread (threads.py): the refusal subspaces, which do not depend on the
-    # model, are fitted in a second Python thread beside the solver, which leaves the other core to them.
+    # Everything below runs on one BLAS thread (threads.py). The refusal subspaces, which do not depend on the model,
+    # are read from the dataset's cache or fitted in a second Python thread beside the solver, on the other core.
     with blas_threads(1):
         background = _Background(_novelty, dataset, X, y, X_val, k, preprocessing)
         try:
