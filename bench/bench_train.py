@@ -228,7 +228,10 @@ def main():
             idle, busy = ({name: [] for name in names} for _ in range(2))
             for r in range(rounds):
                 for times in (idle, busy):
-                    other = subprocess.Popen([sys.executable, "-c", BUSY]) if times is busy else None
+                    # its own session, as a program started elsewhere is: with the kernel's autogroup scheduling
+                    # (sched_autogroup_enabled) a CPU hog in this session would share this session's slice
+                    other = (subprocess.Popen([sys.executable, "-c", BUSY], start_new_session=True) if times is busy
+                             else None)
                     try:
                         if other:
                             time.sleep(0.3)
