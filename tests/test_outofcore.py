@@ -102,7 +102,17 @@ def test_out_of_core_training_on_mnist(mnist_shards):
     folder, ds = mnist_shards
     state, seen = fit_shards(open_shards(folder), 10, RECIPES["default"], np.random.default_rng(0),
                              lambda images: images.reshape(len(images), -1).astype(np.float32) / 255)
-    assert seen == 3 * 55000 and state.steps == 3 * (55000 // 4096 * 16 + 7)  # blocks of 4,096 in batches <= 256
+    recipe = RECIPES["default"]
+    budget = max(round(recipe.epochs * 55000), recipe.min_steps * recipe.batch_size)
+    blocks = [4096] * (55000 // 4096) + [55000 % 4096]  # one pass: blocks of 4,096 rows, each in batches <= 256
+    steps, rows = 0, 0
+    while rows < budget:
+        for block in blocks:
+            take = min(block, budget - rows)
+            steps, rows = steps + -(-take // recipe.batch_size), rows + take
+            if rows == budget:
+                break
+    assert seen == budget and state.steps == steps
     coef, intercept = state.coef_intercept()
     pred = np.argmax(ds.test_images.reshape(10000, -1) / 255 @ coef.T + intercept, axis=1)
     assert np.mean(pred == ds.test_labels) >= 0.92
