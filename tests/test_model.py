@@ -151,7 +151,27 @@ def test_tutorial_recipe_is_plain_sgd_from_zero():
     np.testing.assert_allclose(sol1.intercept, -0.5 * gb, rtol=1e-4, atol=1e-6)
 
 
+def test_sgd_on_scaled_pixels_equals_sgd_on_their_features():
+    """train's ScaledPixels (8-bit pixels converted a batch at a time) train exactly the model float features do."""
+    from mnist_softmax.solvers import ScaledPixels
+
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, size=(700, 36), dtype=np.uint8)
+    y = rng.integers(0, 3, size=700)
+    features = pixels.astype(np.float32) * np.float32(1 / 255)
+    recipe = get_recipe("default").with_overrides(steps=30)
+    a = solve(features, y, 3, recipe, np.random.default_rng(0), image_shape=(6, 6), final_train=True)
+    b = solve(ScaledPixels(pixels, 1 / 255), y, 3, recipe, np.random.default_rng(0), image_shape=(6, 6),
+              final_train=True)
+    np.testing.assert_array_equal(a.coef, b.coef)
+    np.testing.assert_array_equal(a.intercept, b.intercept)
+    assert a.final_train == b.final_train and a.n_steps == b.n_steps == 30
+    for name in ("train_loss", "train_accuracy"):
+        np.testing.assert_array_equal(a.history[name], b.history[name])
+
+
 def test_curves_match_direct_evaluation():
+    from mnist_softmax import metrics
     from mnist_softmax.metrics import _curves, curves
 
     X, y = problem()
@@ -169,6 +189,14 @@ def test_curves_match_direct_evaluation():
                                    X, y)
     np.testing.assert_array_equal(mixed_acc[1:], acc)
     np.testing.assert_allclose(mixed_loss[1:], loss)
+    chunked = metrics._ROWS
+    try:  # the same over chunks of a few rows
+        metrics._ROWS = 7
+        chunk_loss, chunk_acc = curves(coefs, intercepts, X, y)
+    finally:
+        metrics._ROWS = chunked
+    np.testing.assert_array_equal(chunk_acc, acc)
+    np.testing.assert_allclose(chunk_loss, loss, rtol=1e-6)
     full_loss, full_acc = _curves(zero_coef, zero_intercept, X, y, None)
     assert mixed_loss[0] == pytest.approx(full_loss[0]) == pytest.approx(np.log(4))
     assert mixed_acc[0] == full_acc[0] == np.mean(y == 0)  # all tied: the first class is predicted, as argmax does

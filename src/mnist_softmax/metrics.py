@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 _BLOCK = 1 << 22  # logits computed per chunk of rows: about 16 MB of float32
+_ROWS = 4096  # and at most this many rows' features at a time (12 MB of float32 for MNIST)
 
 
 def curves(coefs: np.ndarray, intercepts: np.ndarray, X, y, transform=None):
@@ -29,7 +30,7 @@ def _curves(coefs, intercepts, X, y, transform):
     s, k, d = coefs.shape
     stacked = coefs.transpose(1, 0, 2).reshape(k * s, d)  # (k*s, d), class-major
     bias = intercepts.T[:, :, None]  # (k, s, 1)
-    rows = max(1, _BLOCK // (s * k))
+    rows = min(max(1, _BLOCK // (s * k)), _ROWS)
     total_loss = np.zeros(s)
     correct = np.zeros(s, dtype=np.int64)
     for start in range(0, len(y), rows):

@@ -24,7 +24,7 @@ from .metrics import curves
 from .model import Preprocessing, SoftmaxModel
 from .modelfile import save_model
 from .recipes import Recipe
-from .solvers import solve
+from .solvers import ScaledPixels, solve
 from .threads import blas_threads
 
 
@@ -58,7 +58,8 @@ def train(
     with blas_threads(1):
         background = _Background(_novelty, dataset, X, y, X_val, k, preprocessing)
         try:
-            solution = solve(X, y, k, recipe, rng, transform=preprocessing.apply, monitor=monitor,
+            solution = solve(_features(X, preprocessing, recipe), y, k, recipe, rng, transform=preprocessing.apply,
+                             monitor=monitor,
                              image_shape=spec.image_shape, final_train=True)
             seconds = time.perf_counter() - started
             test_loss, test_accuracy = curves(solution.coef[None], solution.intercept[None], dataset.test_images,
@@ -248,6 +249,14 @@ def write_animation(run: Run, path: Path) -> Path:
                                          step_label="step" if sgd else "iteration")
     unit = "steps" if sgd else "iterations"
     return animation.save_animation(frames, path, comment=unit + " " + " ".join(str(int(s)) for s in steps[pick]))
+
+
+def _features(X, preprocessing: Preprocessing, recipe: Recipe):
+    """The training images as SGD reads them: 8-bit pixels scaled a batch at a time (solvers.ScaledPixels) where
+    the preprocessing is that scaling alone, else the images for `solve` to preprocess whole."""
+    if recipe.solver != "sgd" or preprocessing.deskew or not (isinstance(X, np.ndarray) and X.dtype == np.uint8):
+        return X
+    return ScaledPixels(np.ascontiguousarray(X.reshape(len(X), -1)), preprocessing.scale)
 
 
 def default_run_dir(dataset: str, recipe: str, root: Path = Path("runs")) -> Path:
