@@ -118,8 +118,10 @@ def test_saved_model_predicts_the_same(digits, tmp_path):
     path = save_model(clf.to_model(note="digits"), tmp_path / "m.npz")
     model = load_model(path)
     np.testing.assert_array_equal(model.predict(X_test), clf.predict(X_test))
-    np.testing.assert_allclose(model.predict_proba(X_test), clf.predict_proba(X_test), rtol=1e-6)
-    np.testing.assert_allclose(model.decision_function(X_test), clf.decision_function(X_test), rtol=1e-6)
+    # Both compute in float32 from the same float32 weights, in products of different shapes (BLAS may sum in
+    # another order): equal to float32 rounding.
+    np.testing.assert_allclose(model.decision_function(X_test), clf.decision_function(X_test), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.predict_proba(X_test), clf.predict_proba(X_test), rtol=1e-4, atol=1e-7)
     assert model.metadata["note"] == "digits"
     assert model.metadata["hyperparameters"]["name"] == "default"
 

@@ -180,7 +180,10 @@ def _score_all(X: np.ndarray, convert, W: np.ndarray, b: np.ndarray, each) -> No
             return _score_rows(X, convert, W, b, each, range(n))
         from concurrent.futures import ThreadPoolExecutor
 
-        bounds = [n * i // parts for i in range(parts + 1)]
+        # Parts start on chunk boundaries, so every chunk, and BLAS's rounding of it, is the one a single part has
+        # (the answers do not depend on the load).
+        chunks = -(-n // _PREDICT_ROWS)
+        bounds = [min(n, chunks * i // parts * _PREDICT_ROWS) for i in range(parts + 1)]
         with ThreadPoolExecutor(parts - 1) as pool:
             others = [pool.submit(_score_rows, X, convert, W, b, each, range(lo, hi))
                       for lo, hi in zip(bounds[1:-1], bounds[2:])]
