@@ -109,7 +109,9 @@ def loss_and_grad(W, b, X, y, l2=0.0, mu=None, *, smooth=0.0, image_shape=None):
     p *= 1 / (n * total)  # probabilities / n
     p[y, cols] -= 1 / n
     db = p.sum(axis=1)
-    dW = p @ X  # (k, d); faster than (X^T p^T)^T for SGD's batches
+    # (k, d) as the transpose of X^T p^T: OpenBLAS's sgemm runs far faster with the long side (d) as the output's
+    # rows than with k = 10 rows (60 against 76 us for a batch of 256 here)
+    dW = np.ascontiguousarray((X.T @ p.T).T)
     if mu is not None:
         dW -= np.outer(db, mu)
     if l2:
