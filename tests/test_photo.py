@@ -91,6 +91,26 @@ def test_rulings_are_removed_and_crossing_strokes_kept():
     assert (ink[:, 140:166] > 0).any(axis=1)[100:300].all()
 
 
+def test_rulings_are_told_from_pencil_by_colour():
+    """Pencil (grey) on blue squared paper: a bar written along a ruling and a stem crossing the grid are kept
+    whole, and no stubs of the grid are left beside them; widths alone would erase the bar."""
+    rng = np.random.default_rng(1)
+    rgb = np.ones((400, 300, 3), np.float32) * [0.96, 0.96, 0.95]
+    blue = np.array([0.6, 0.72, 0.9], np.float32)
+    rgb[20::40, :] *= blue
+    rgb[21::40, :] *= blue
+    rgb[:, 15::40] *= blue
+    rgb[:, 16::40] *= blue
+    pencil = 0.55 + 0.1 * rng.random((400, 300, 1)).astype(np.float32)  # grey, grainy
+    rgb[100:300, 150:153] *= pencil[100:300, 150:153]  # the stem, crossing five rulings
+    rgb[140:142, 60:150] *= pencil[140:142, 60:150]  # the bar, lying along the ruling at rows 140-141
+    ink = clean(np.clip(rgb + rng.normal(0, 0.01, rgb.shape).astype(np.float32), 0, 1))
+    assert (ink[100:300, 150:153] > 0).any(axis=1).all()  # the stem whole
+    assert (ink[138:144, 60:150] > 0).any(axis=0).mean() > 0.95  # the bar whole
+    assert ink[:, :50].max() == 0 and ink[:90, :].max() == 0  # the grid gone
+    assert (ink[:, 160:] > 0).sum() == 0  # no stubs beside the stem
+
+
 def test_shadows_and_coloured_ink_on_tinted_paper():
     h, w = 300, 400
     shade = np.linspace(1.0, 0.45, w, dtype=np.float32)[None, :, None]  # light falling off across the sheet

@@ -110,9 +110,10 @@ def test_read_numbers_on_photos(deskew_run, tmp_path, capsys):
     assert [r["path"] for r in rows] == [str(p) for p, _ in items]
     exact = np.mean([r["text"] == t for r, (_, t) in zip(rows, items)])
     right = sum(digits_right(r["text"], t) for r, (_, t) in zip(rows, items)) / sum(len(t) for _, t in items)
-    # The issue asks 75% exact and 88% of digits; these 20 read 65% and 89% (bench/bench_read.py, 200 photos: about
-    # 73% and 92%), against 70% and 92.5% for the same digits as clean MNIST images.
-    assert exact >= 0.5 and right >= 0.83, (exact, right)
+    # The issue asks 75% exact and 88% of digits; these 20 read 80% and 92.5% (before the rulings were decided by
+    # colour and the digits read turned too: 65% and 89%; bench/bench_read.py, 200 photos: about 75-76% and 93-94%),
+    # against 70% and 92.5% for the same digits as clean MNIST images.
+    assert exact >= 0.65 and right >= 0.87, (exact, right)
     for row in rows:
         width, height = Image.open(row["path"]).size
         for d in row["digits"]:

@@ -6,7 +6,9 @@ has rulings or a grid, JPEG adds noise, and there are other marks on the page. T
 - `looks_like_photo`: decides whether an image needs any of this (clean drawings and MNIST-form images do not);
 - `clean`: ink found by colour and darkness against a paper background estimated at a large scale (a grey closing,
   which keeps shadow edges sharp), a noise-aware hysteresis threshold, and long straight rulings (a Hough transform,
-  each line then located to the pixel) removed where they are thin, so a digit stroke crossing a ruling is kept.
+  each line then located to the pixel) removed where they are thin, so a digit stroke crossing a ruling is kept,
+  or by colour where the pen's differs from the ruling's (pencil on blue squares: the stroke kept whole, stubs of
+  the ruling beside it removed).
   Returns the whole page's ink, for one digit or many (the `read` command splits it into digits);
 - `isolate_digit`: the digit among the marks: the mark with the most ink near the middle that neither runs off nor
   spans the photo, with the strokes near it (a 5's bar, a 7's gap); stray marks, dirt, shadow edges dropped;
@@ -75,11 +77,13 @@ def paper(image: np.ndarray, scale: int) -> np.ndarray:
         for c in range(closed.shape[2])], axis=2)
 
 
-def darkness(image: np.ndarray, scale: int | None = None) -> np.ndarray:
+def darkness(image: np.ndarray, scale: int | None = None, absorbance: bool = False):
     """How much each pixel absorbs compared with the paper around it, (H, W) in [0, 1].
 
     Each colour channel is divided by the paper's colour there (so shadows and gradients cancel), and the ink is
     the channel that absorbs most: blue ink shows in red, red ink in green and blue, black and pencil in all.
+    With `absorbance`, also each channel's optical density (H, W, c), -log of that ratio, in which inks laid over
+    one another add up (a pen stroke across a ruling: the stroke's colour plus the ruling's).
     """
     image = np.asarray(image, np.float32)
     if image.ndim == 2:
@@ -87,8 +91,11 @@ def darkness(image: np.ndarray, scale: int | None = None) -> np.ndarray:
     if scale is None:
         scale = max(9, min(image.shape[:2]) // 6)
     background = paper(image, scale)
-    ratio = image / np.maximum(background, 1e-3)
-    return np.clip(1 - ratio.min(axis=2), 0, 1)
+    ratio = np.clip(image / np.maximum(background, 1e-3), 1e-3, 1)
+    dark = 1 - ratio.min(axis=2)
+    if absorbance:
+        return dark, -np.log(ratio)
+    return dark
 
 
 def _runs(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -187,28 +194,97 @@ def _fit_line(loose: np.ndarray, ys: np.ndarray, xs: np.ndarray, horizontal: boo
     return shift, thickness
 
 
-def remove_rulings(mask: np.ndarray, lines, loose: np.ndarray | None = None) -> np.ndarray:
+def remove_rulings(mask: np.ndarray, lines, loose: np.ndarray | None = None,
+                   density: np.ndarray | None = None) -> np.ndarray:
     """The mask without the given lines: each line is located precisely (its offset and thickness measured on
     `loose`, a lower-threshold mask, or on `mask`), and its pixels cleared where the ink there is no thicker across
-    the line than the line itself, so strokes crossing it survive (with at most a ruling-wide nick)."""
+    the line than the line itself, so strokes crossing it survive; the nicks this leaves in faint strokes are
+    mended (_mend), and with `density` (the photo's optical density, H x W x 3) the ruling's pixels are decided by
+    colour where the pen's colour differs from the ruling's (_by_colour)."""
     out = mask.copy()
     if not lines:
         return out
     loose = mask if loose is None else loose
-    h, w = mask.shape
     across = {True: _runs(mask, 0), False: _runs(mask, 1)}  # run lengths across horizontal / vertical lines
+    bands = []
     for angle, dist in lines:
         horizontal = abs(np.sin(angle)) > abs(np.cos(angle))
         ys, xs = _line_points(mask.shape, angle, dist)
         shift, thickness = _fit_line(loose, ys, xs, horizontal)
-        for d in range(-(thickness // 2) - 1, thickness // 2 + 2):
-            if horizontal:
-                y, x = np.clip(ys + shift + d, 0, h - 1), xs
-            else:
-                y, x = ys, np.clip(xs + shift + d, 0, w - 1)
+        reach = thickness // 2 + 1
+        for d in range(-reach, reach + 1):
+            y, x = _band(mask.shape, ys, xs, shift, d, horizontal)
             thin = across[horizontal][y, x] <= thickness + 2
             out[y[thin], x[thin]] = False
+        bands.append((ys, xs, shift, reach, horizontal))
+    out = _mend(mask, out, bands)
+    if density is not None and density.ndim == 3 and density.shape[2] == 3:
+        out = _by_colour(mask, out, bands, density)
     return out
+
+
+def _band(shape, ys, xs, shift, d: int, horizontal: bool):
+    """The pixels (y, x) at offset d across a located line (its points ys, xs, moved by shift)."""
+    h, w = shape
+    if horizontal:
+        return np.clip(ys + shift + d, 0, h - 1), xs
+    return ys, np.clip(xs + shift + d, 0, w - 1)
+
+
+def _mend(mask: np.ndarray, out: np.ndarray, bands, side: int = 3, along: int = 2) -> np.ndarray:
+    """Put back what removing the rulings cut out of strokes crossing them: a band's pixels (from `mask`) where
+    the ink left (`out`) comes up to the band on both sides, within `side` pixels across and `along` pixels along
+    the line (a slanted stroke). A faint or grainy stroke is thin across a ruling too, so the widths alone cut it."""
+    from scipy import ndimage
+
+    mended = out.copy()
+    for ys, xs, shift, reach, horizontal in bands:
+        before = np.zeros(len(ys), bool)
+        after = np.zeros(len(ys), bool)
+        for k in range(1, side + 1):
+            before |= out[_band(mask.shape, ys, xs, shift, -reach - k, horizontal)]
+            after |= out[_band(mask.shape, ys, xs, shift, reach + k, horizontal)]
+        bridge = ndimage.maximum_filter1d(before, 2 * along + 1) & ndimage.maximum_filter1d(after, 2 * along + 1)
+        for d in range(-reach, reach + 1):
+            y, x = _band(mask.shape, ys, xs, shift, d, horizontal)
+            keep = bridge & mask[y, x]
+            mended[y[keep], x[keep]] = True
+    return mended
+
+
+def _by_colour(mask: np.ndarray, out: np.ndarray, bands, density: np.ndarray, contrast: float = 3.0,
+               share: float = 0.4) -> np.ndarray:
+    """Decide the rulings' pixels by colour where the ink's colour differs from theirs (pencil or black on blue
+    lines, red or green ink): in optical density (H, W, 3) a pen stroke over a ruling is the ruling's colour plus
+    the pen's, so what is left of a pixel's density once the ruling's colour direction is taken out is the pen's.
+    The ruling's direction comes from the pixels removed as thin (the ruling alone), the pen's from ink away from
+    the lines. Where the two differ by less than `contrast` times the rulings' own spread (blue ink on blue
+    lines), `out` is returned as it is; otherwise a band pixel is ink when its pen part is at least `share` of the
+    ink's typical one: strokes along or across a ruling kept whole, the ruling's stubs beside them removed."""
+    from scipy import ndimage
+
+    inband = np.zeros(mask.shape, bool)
+    for ys, xs, shift, reach, horizontal in bands:
+        for d in range(-reach, reach + 1):
+            inband[_band(mask.shape, ys, xs, shift, d, horizontal)] = True
+    line_only = inband & mask & ~out
+    ink_only = out & ~ndimage.binary_dilation(inband, iterations=2)
+    if line_only.sum() < 20 or ink_only.sum() < 20:
+        return out
+    direction = density[line_only].mean(axis=0)
+    direction /= max(float(np.linalg.norm(direction)), 1e-9)
+
+    def pen_part(values: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(values - (values @ direction)[:, None] * direction[None, :], axis=1)
+
+    noise = float(np.percentile(pen_part(density[line_only]), 90))
+    typical = float(np.median(pen_part(density[ink_only])))
+    if typical < contrast * noise:
+        return out
+    ys, xs = np.nonzero(inband & mask)
+    result = out.copy()
+    result[ys, xs] = pen_part(density[ys, xs]) > max(noise, share * typical)
+    return result
 
 
 def _levels(dark: np.ndarray):
@@ -246,13 +322,13 @@ def clean(image: np.ndarray) -> np.ndarray:
     grey = image if image.ndim == 2 else image.mean(axis=2)
     if np.median(grey) < 0.5:  # chalk on a board, a negative: make the ink dark
         image = 1 - image
-    dark = darkness(image)
+    dark, density = darkness(image, absorbance=True)
     levels = _levels(dark)
     mask = threshold(dark, levels)
     if min(mask.shape) >= 32:
         # Rulings are found on a looser mask, where a faint grid is whole rather than dashed.
         loose = dark > max(5 * levels[1], 0.15 * levels[2], 0.05)
-        mask = remove_rulings(mask, rulings(loose & ~_blobs(loose)), loose)
+        mask = remove_rulings(mask, rulings(loose & ~_blobs(loose)), loose, density)
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n:
         sizes = np.bincount(labels.ravel())[1:]

@@ -23,6 +23,7 @@ CHOOSE_DIGIT = 0.3  # cost of each digit read (against reading one piece of a di
 CHOOSE_SKIP = 4.0  # cost of leaving out a unit as much ink as a typical digit (less for specks, in proportion)
 CHOOSE_DOUBT = 0.5  # cost of a digit the model is unsure of, times one less its largest probability
 CHOOSE_CAP = 3.0  # refusal ratios above this count as this: all equally unlike a digit
+TURNS = (-10.0, 10.0)  # read also turned by these degrees (photos only) and average (_turned)
 MIN_HEIGHT = 0.03  # a digit is at least this share of the image's shorter side tall; less is a speck on blank paper
 
 REASONS = {
@@ -250,6 +251,25 @@ def _choose(model, units, height, shape, convention, is_photo):
     return out[::-1]
 
 
+def _turned(model, kept, inputs, proba, shape, convention) -> np.ndarray:
+    """Probabilities averaged over each digit as cut from the photo and turned by each of TURNS degrees: a photo
+    is taken a few degrees off the writing's line, and a linear model's borderline answers change with that; the
+    average is steadier than any one angle (bench_read: about 2-3 points more numbers read exactly)."""
+    from scipy import ndimage
+
+    from .model import softmax
+
+    scale = np.float32(model.preprocessing.scale)
+    total = proba.astype(np.float64)
+    for angle in TURNS:
+        turned = []
+        for d, image in zip(kept, inputs):
+            made = model_input(ndimage.rotate(d.ink, angle, order=1, reshape=True), shape, convention, True)
+            turned.append(image if made is None else np.asarray(made, np.float32))
+        total += softmax(model.logits(np.stack(turned) / scale) / np.float32(model.temperature))
+    return (total / (1 + len(TURNS))).astype(proba.dtype)
+
+
 @dataclass
 class ReadDigit:
     box: tuple[int, int, int, int]  # top, left, bottom, right in the original image's pixels (bottom, right exclusive)
@@ -285,6 +305,8 @@ def read_number(model, path) -> tuple[Ink, list[ReadDigit]]:
         return ink, []
     raws = np.stack(inputs) / scale
     proba = softmax(model.logits(raws) / np.float32(model.temperature))
+    if ink.is_photo and TURNS:
+        proba = _turned(model, kept, inputs, proba, shape, convention)
     sy, sx = ink.scale
     out = []
     for d, raw, p, image in zip(kept, raws, proba, inputs):
