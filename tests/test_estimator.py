@@ -112,6 +112,20 @@ def test_non_finite_input_is_refused(digits):
         SoftmaxClassifier().fit(X, y_train)
 
 
+def test_saved_model_with_a_scale_predicts_from_raw_pixels(tmp_path):
+    """fit on pixels / 16, saved with scale 1/16 and the image shape: the loaded model takes the raw 0-16 images."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    clf = SoftmaxClassifier(random_state=0).fit(X / 16, y)
+    model = load_model(save_model(clf.to_model(scale=1 / 16, image_shape=(8, 8)), tmp_path / "m.npz"))
+    assert model.preprocessing.image_shape == (8, 8) and model.preprocessing.scale == 1 / 16
+    np.testing.assert_array_equal(model.predict(X.reshape(-1, 8, 8)), clf.predict(X / 16))
+    assert model.score(X, y) == clf.score(X / 16, y)
+    with pytest.raises(UsageError, match="image_shape"):
+        clf.to_model(image_shape=(8, 7))
+
+
 def test_saved_model_predicts_the_same(digits, tmp_path):
     X_train, X_test, y_train, _ = digits
     clf = SoftmaxClassifier(random_state=0).fit(X_train, np.array(list("abcdefghij"))[y_train])

@@ -19,7 +19,7 @@ from .errors import ExitCode, MnistSoftmaxError, UsageError
 
 EPILOG = (
     "exit codes: 0 ok, 1 internal error, 2 usage, 3 data missing or invalid, 4 download failed, 5 bad model file, "
-    "6 training diverged, 7 output not writable, 8 some inputs failed"
+    "6 training diverged, 7 output not writable, 8 some inputs failed (3 when every input did)"
 )
 
 
@@ -138,7 +138,10 @@ def cmd_train(args) -> int:
     capped = (f" (capped at {used:.3g} for this data's scale)"
               if used is not None and used < recipe.learning_rate else "")
     print(f"recipe    {describe_recipe(recipe)}{capped}{', deskewed images' if args.deskew else ''}")
-    print(f"time      {m['train_seconds']:.2f} s training, {m['steps']:,} steps ({m['epochs']:.2f} epochs)")
+    if recipe.solver == "sgd":
+        print(f"time      {m['train_seconds']:.2f} s training, {m['steps']:,} steps ({m['epochs']:.2f} epochs)")
+    else:  # a full-batch solver's steps are iterations over all the data
+        print(f"time      {m['train_seconds']:.2f} s training, {m['steps']:,} {recipe.solver} iterations")
     print(f"accuracy  train {pct('train_accuracy')}  validation {pct('validation_accuracy')}  "
           f"test {pct('test_accuracy')}")
     written = "model.npz, metrics.json, history.csv"
@@ -343,7 +346,7 @@ def _predict_figures(args, model, shape, stem, found, feature, proba, names) -> 
 
 
 def cmd_predict(args) -> int:
-    """Classify your own images (PNG, JPEG, BMP, GIF, TIFF; any size, grey or colour, either polarity).
+    """Classify your own images (PNG, JPEG, BMP, GIF, TIFF, WebP; any size, grey or colour, either polarity).
 
     Each image is made MNIST-like first: greyscale, background removed, cropped to the ink, fitted into 20x20 and
     centred by its centre of mass in 28x28 (then the model's own deskewing, if it was trained with it).
@@ -693,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "window at a time; validation and test still come from --dataset")
     p.add_argument("--dask", metavar="ADDRESS",
                    help="train on the Dask cluster at ADDRESS (tcp://host:8786), or on a new local one with 'local' "
-                        "(needs pip install 'mnist-softmax[dask]')")
+                        "(needs dask: pip install 'dask[array]' distributed)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", parents=[common, data], help=cmd_evaluate.__doc__,

@@ -5,12 +5,15 @@ This module imports scikit-learn; `import mnist_softmax` loads it only when Soft
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .errors import UsageError
 from .model import Preprocessing, SoftmaxModel, binary_margin, log_softmax, softmax
 from .recipes import get_recipe
 from .solvers import solve
@@ -209,11 +212,17 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         return evidence_from_features(X.astype(np.float32, copy=False), self.coef_)
 
-    def to_model(self, **metadata) -> SoftmaxModel:
-        """The fitted weights as a SoftmaxModel, ready for `save_model` (inputs used as given: scale 1)."""
+    def to_model(self, *, scale: float = 1.0, image_shape: tuple[int, int] | None = None, **metadata) -> SoftmaxModel:
+        """The fitted weights as a SoftmaxModel, ready for `save_model`. `scale` is what turns the raw inputs the
+        model will be given into the features fit saw (1/255 when fit had pixels / 255: the model then predicts
+        from raw pixels), `image_shape` their image shape (h, w), which the image commands need."""
         check_is_fitted(self)
         metadata = {"hyperparameters": self._recipe().to_json(), **metadata}
-        return SoftmaxModel(self.coef_, self.intercept_, self.classes_, Preprocessing(scale=1.0), metadata=metadata)
+        shape = tuple(int(v) for v in image_shape) if image_shape is not None else None
+        if shape is not None and math.prod(shape) != self.coef_.shape[1]:
+            raise UsageError(f"image_shape {shape} does not hold the model's {self.coef_.shape[1]} features")
+        return SoftmaxModel(self.coef_, self.intercept_, self.classes_, Preprocessing(scale=float(scale),
+                            image_shape=shape), metadata=metadata)
 
     def to_onnx(self, **options):
         """The fitted model as an onnx.ModelProto (see export.py); its input "pixels" is float32, as given to fit."""

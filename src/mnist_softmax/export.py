@@ -157,7 +157,7 @@ def to_onnx(model: SoftmaxModel, *, input_type: str = "uint8"):
         import onnx
         from onnx import TensorProto, helper
     except ImportError:
-        raise UsageError("ONNX export needs the onnx package: pip install 'mnist-softmax[onnx]'") from None
+        raise UsageError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
     if input_type not in ("uint8", "float32"):
         raise UsageError(f"input_type must be 'uint8' or 'float32', got {input_type!r}")
     pre = model.preprocessing

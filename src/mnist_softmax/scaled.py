@@ -108,7 +108,7 @@ def _on_cluster(address, source, X, y, k, recipe, rng, preprocessing):
     except ImportError as exc:
         from .errors import UsageError
 
-        raise UsageError(f"--dask needs dask and distributed ({exc}); pip install 'mnist-softmax[dask]'") from None
+        raise UsageError(f"--dask needs dask and distributed ({exc}); pip install 'dask[array]' distributed") from None
 
     client = connect(address)
     try:

@@ -158,9 +158,10 @@ def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, grid
 def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, grid) -> tuple:
     """Mini-batch SGD with optional heavy-ball momentum, cosine decay and iterate averaging, from zero weights.
 
-    Each epoch visits the rows of X (n, d) float32 (or ScaledPixels) in a new random order, a batch at a time (random reshuffling, as
-    the tutorial's next_batch does). A batch is gathered into a small reused buffer, which costs less than a
-    shuffled copy of X: no fresh memory the size of the data, and the batch is in cache for both matrix products.
+    Each epoch visits the rows of X (n, d) float32 (or ScaledPixels) in a new random order, a batch at a time
+    (random reshuffling, as the tutorial's next_batch does). A batch is gathered into a small reused buffer, which
+    costs less than a shuffled copy of X: no fresh memory the size of the data, and the batch is in cache for both
+    matrix products.
     With `recipe.average`, the model is the running mean of the iterates of the last steps (Polyak-Ruppert), which
     cancels much of the noise a constant learning rate leaves in the last iterate; snapshots record that mean.
     """
