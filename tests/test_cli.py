@@ -57,6 +57,14 @@ def test_train_json_and_quiet(tmp_path, capsys):
     assert report["recipe"] == "optimal" and report["steps"] <= 50 and report["run_dir"] == str(tmp_path / "r")
 
 
+def test_training_without_a_validation_split_says_what_the_model_lacks(tmp_path, capsys):
+    assert main(["train", "--dataset", "digits", "--out", str(tmp_path / "r"), "--no-plots",
+                 "--validation-size", "0"]) == 0
+    assert "no validation split" in capsys.readouterr().err
+    assert main(["train", "--dataset", "digits", "--out", str(tmp_path / "r2"), "--no-plots"]) == 0
+    assert "no validation split" not in capsys.readouterr().err
+
+
 def test_default_run_dir_is_fresh(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for _ in range(2):

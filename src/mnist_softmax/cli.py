@@ -123,6 +123,9 @@ def cmd_train(args) -> int:
         if worker is not None:
             worker.close()
     m = run.metrics
+    if not m["n_validation"] and not args.quiet:
+        print("note: no validation split, so the model has no calibration temperature and no refusal statistics "
+              "(predict answers every image, letters included)", file=sys.stderr)
     if args.json:
         print(json.dumps({**m, "run_dir": str(out), "total_seconds": round(time.perf_counter() - started, 3)}))
         return ExitCode.OK
@@ -690,7 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deskew", action="store_true",
                    help="straighten each image by its moments; the model remembers and applies it when predicting")
     p.add_argument("--validation-size", type=_number(int, minimum=0, strict=False), metavar="N",
-                   help="last N training images held out (default: 5000; 0 trains on all)")
+                   help="last N training images held out (default: 5000; 0 trains on all, and then the model has no "
+                        "calibration and no refusal statistics: predict answers every image)")
     p.add_argument("--shards", metavar="DIR",
                    help="train out of core on the images-*.npy / labels-*.npy pairs (or raw IDX files) in DIR, read a "
                         "window at a time; validation and test still come from --dataset")
