@@ -264,6 +264,8 @@ def cmd_report(args) -> int:
     from .report import write_report
 
     run_dir = Path(args.run_dir)
+    if run_dir.is_file() and (run_dir.parent / "model.npz").is_file():
+        raise UsageError(f"{run_dir} is a file: give the run directory that holds it, {run_dir.parent}")
     if not (run_dir / "model.npz").is_file():
         raise UsageError(f"{run_dir} is not a run directory (no model.npz); train writes one")
     model = load_model(run_dir / "model.npz")
