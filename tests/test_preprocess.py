@@ -187,3 +187,24 @@ def test_c_library_messages_do_not_reach_stderr(tmp_path, capfd):
     Image.fromarray(np.eye(40, dtype=np.uint8) * 255).save(tiff, compression="tiff_lzw")
     assert read_image(tiff).shape == (40, 40)
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
+def test_exif_orientation_is_applied(tmp_path, suffix):
+    """A picture stored sideways with an EXIF orientation tag (as phones save them) is read the right way up,
+    whichever format carries the tag; without the tag it is read as stored."""
+    from mnist_softmax.preprocess import load_pixels
+
+    stored = np.full((40, 60), 255, np.uint8)
+    stored[2:12, 2:22] = 0  # a dark block in the top-left corner of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the stored image is to be turned 90 degrees clockwise to be seen
+    path, plain = tmp_path / f"tagged{suffix}", tmp_path / f"plain{suffix}"
+    quality = {"quality": 95} if suffix in (".jpg", ".webp") else {}
+    Image.fromarray(stored).save(path, exif=exif, **quality)
+    Image.fromarray(stored).save(plain, **quality)
+    seen, _ = load_pixels(path, photo=False)
+    as_stored, _ = load_pixels(plain, photo=False)
+    assert seen.shape == (60, 40) and as_stored.shape == (40, 60)
+    np.testing.assert_allclose(seen, np.rot90(as_stored, -1), atol=0.05)  # turned clockwise: the block top-right
+    assert seen[2:12, -12:-2].mean() < 0.2 and as_stored[2:12, 2:12].mean() < 0.2

@@ -166,6 +166,9 @@ def _wide_grey(img) -> np.ndarray:
     return np.clip((values - lo) / (depth - lo), 0, 1).astype(np.float32)
 
 
+_EXIF_FORMATS = {"JPEG", "MPO", "TIFF", "WEBP"}  # formats whose orientation tag is not in info["exif"]
+
+
 def load_pixels(path: str | Path, photo: bool | None = None):
     """Decode an image file -> (pixels, is_photo). `pixels` is greyscale float32 (H, W) in [0, 1] for drawings
     and clean images (Pillow's own greyscale, so the drawing page can compute the very same numbers), and for photos
@@ -193,7 +196,9 @@ def load_pixels(path: str | Path, photo: bool | None = None):
                 factor = max(size) / (0.75 * photos.WORK_SIZE)
                 img.draft(img.mode, (int(size[0] / factor) + 1, int(size[1] / factor) + 1))
             drafted = img.size != size
-            img = ImageOps.exif_transpose(img)
+            img.load()  # a PNG's chunks after the image data (an eXIf among them) are read with it
+            if img.format in _EXIF_FORMATS or "exif" in img.info:  # ImageOps.exif_transpose costs 45 us otherwise
+                img = ImageOps.exif_transpose(img)
             if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
                 return _wide_grey(img), None, drafted
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -225,8 +230,9 @@ def load_pixels(path: str | Path, photo: bool | None = None):
                         rgb = rgb.resize((max(1, round(rgb.width * ratio)), max(1, round(rgb.height * ratio))),
                                          Image.Resampling.BOX)
                     return np.asarray(rgb, dtype=np.float32) / 255, True
-                full = decode(draft=False)[1] if drafted else img  # a clean image: at full size, as ever
-                return np.asarray(full.convert("L"), dtype=np.float32) / 255, False
+                if drafted:  # a clean image: at full size, as ever
+                    grey8 = np.asarray(decode(draft=False)[1].convert("L"))
+                return grey8.astype(np.float32) / 255, False
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
