@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_softmax import plots
-from mnist_softmax.figure_worker import REQUEST, FigureWorker
+from mnist_softmax.figure_worker import REQUEST, FigureWorker, draw_figures
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the helper is forked on Linux only")
 
@@ -34,8 +33,7 @@ def test_helper_draws_the_same_figures_as_the_process(tmp_path):
     (tmp_path / REQUEST).unlink()
     here = tmp_path / "here"
     here.mkdir()
-    plots.save(plots.weight_maps(run.model.coef, (28, 28), run.model.class_names), here / "weights.png")
-    plots.save(plots.learning_curves(run.history), here / "curves.png")
+    draw_figures(here, run.history, (run.model.coef, (28, 28), run.model.class_names))  # as train draws them alone
     for name in ("weights.png", "curves.png"):
         with Image.open(tmp_path / name) as theirs, Image.open(here / name) as ours:
             assert theirs.size == ours.size
@@ -44,7 +42,7 @@ def test_helper_draws_the_same_figures_as_the_process(tmp_path):
         os.waitpid(worker.pid, os.WNOHANG)  # reaped: no zombie left
 
 
-@pytest.mark.parametrize("name", ["curves.png", "weights.png"])  # drawn by the helper, and by its fork
+@pytest.mark.parametrize("name", ["curves.png", "weights.png"])  # either figure
 def test_a_failed_write_comes_back_as_an_oserror(tmp_path, name):
     (tmp_path / name).mkdir()  # the helper cannot write its file there
     worker = FigureWorker.start()

@@ -3,7 +3,7 @@
 Importing matplotlib and drawing two figures costs about a second of CPU, more than training the default recipe.
 Training runs on one core (threads.py), so `train` forks this helper first: it imports matplotlib on the other core
 while the parent loads the data and trains, then draws the figures from the finished run while the parent writes
-the model and the animation (the two figures in two processes, one per core). Only where fork is safe and cheap
+the model and the animation. Only where fork is safe and cheap
 (Linux); elsewhere `start` returns None and the figures are drawn in the process itself. The request travels as a
 plain .npz file (no pickle) in the run's staging folder; an error comes back as one line, and a helper that
 outlives its use is killed.
@@ -107,11 +107,11 @@ def _serve(requests: int, replies: int) -> None:
     """The helper's whole life: import matplotlib, read one request path, draw, report, exit (never return)."""
     code = 1
     try:
-        from . import plots  # the half second this process exists to spend early
+        from . import plots  # noqa: F401 (the half second this process exists to spend early)
 
         with os.fdopen(requests, "rb") as stream:
             line = stream.readline().decode().strip()
-        code = _draw(plots, Path(line), replies) if line else 0  # no line: the parent closed without a request
+        code = _draw(Path(line)) if line else 0  # no line: the parent closed without a request
     except BaseException as exc:  # reported to the parent as one line; this process must not unwind into its code
         _tell(replies, exc)
     finally:
@@ -126,27 +126,22 @@ def _tell(replies: int, exc: BaseException) -> None:
         os.write(replies, f"{type(exc).__name__}: {exc}".encode())
 
 
-def _draw(plots, request: Path, replies: int) -> int:
-    """Draw the request's figures; 0 when all were written. weights.png is drawn by a fork of this helper (cheap:
-    matplotlib is imported already) while this one draws curves.png, so the two figures take the two cores.
-    The fork reports its own failure, and holds the reply pipe open until it is done, so the parent waits for it."""
+def _draw(request: Path) -> int:
+    """Draw the request's figures into its folder; 0 when written."""
     with np.load(request, allow_pickle=False) as data:
         history = {str(name): data[f"history_{name}"] for name in data["history_names"]}
         weights = None
         if "coef" in data:
             names = [json.loads(str(name)) for name in data["class_names"]]
             weights = (data["coef"], tuple(int(v) for v in data["image_shape"]), names)
-    pid = os.fork() if weights is not None else -1
-    if pid == 0 and weights is not None:
-        code = 1
-        try:
-            plots.save(plots.weight_maps(*weights), request.parent / "weights.png")
-            code = 0
-        except BaseException as exc:
-            _tell(replies, exc)
-        finally:
-            os._exit(code)
-    plots.save(plots.learning_curves(history), request.parent / "curves.png")
-    if pid < 0:
-        return 0
-    return 0 if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0 else 1
+    draw_figures(request.parent, history, weights)
+    return 0
+
+
+def draw_figures(folder: Path, history: dict, weights: tuple | None) -> None:
+    """weights.png from `weights` (coef, image shape, class names) when given, and curves.png, into `folder`."""
+    from . import plots
+
+    if weights is not None:
+        plots.save(plots.weight_maps(*weights), folder / "weights.png")
+    plots.save(plots.learning_curves(history), folder / "curves.png", tight=False)

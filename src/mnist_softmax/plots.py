@@ -25,11 +25,12 @@ SIGNED = "RdBu"
 INK = "gray_r"  # input images as on paper: dark ink on white
 
 
-def save(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write `fig` as PNG or SVG (by suffix) atomically, and close it."""
+def save(fig: Figure, path: str | Path, dpi: int = 100, *, tight: bool = True) -> Path:
+    """Write `fig` as PNG or SVG (by suffix) atomically, and close it. `tight` crops the margins to the drawing,
+    which costs one more layout pass; a figure laid out already (learning_curves) can do without."""
     path = Path(path)
     with atomic_write(path) as out:
-        fig.savefig(out, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+        fig.savefig(out, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return path
 

@@ -321,12 +321,10 @@ def write_run(run: Run, out_dir: Path, *, figures: bool = True, worker=None) -> 
             if worker is not None:  # matplotlib's figures from the helper, the animation from here meanwhile
                 worker.draw(run, staging)
             else:
-                from . import plots
+                from .figure_worker import draw_figures
 
-                if model.preprocessing.image_shape:
-                    plots.save(plots.weight_maps(model.coef, model.preprocessing.image_shape, model.class_names),
-                               staging / "weights.png")
-                plots.save(plots.learning_curves(run.history), staging / "curves.png")
+                shape = model.preprocessing.image_shape
+                draw_figures(staging, run.history, (model.coef, shape, model.class_names) if shape else None)
             if model.preprocessing.image_shape and run.snapshots is not None:
                 write_animation(run, staging / "weights.gif")
             if worker is not None:
