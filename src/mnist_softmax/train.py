@@ -58,8 +58,8 @@ def train(
     with blas_threads(1):
         background = _Background(_novelty, dataset, X, y, X_val, k, preprocessing)
         try:
-            solution = solve(_features(X, preprocessing, recipe), y, k, recipe, rng, transform=preprocessing.apply,
-                             monitor=monitor,
+            features = _features(X, preprocessing, recipe)
+            solution = solve(features, y, k, recipe, rng, transform=preprocessing.apply, monitor=monitor,
                              image_shape=spec.image_shape, final_train=True)
             seconds = time.perf_counter() - started
             test_loss, test_accuracy = curves(solution.coef[None], solution.intercept[None], dataset.test_images,
