@@ -221,8 +221,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         shape = tuple(int(v) for v in image_shape) if image_shape is not None else None
         if shape is not None and math.prod(shape) != self.coef_.shape[1]:
             raise UsageError(f"image_shape {shape} does not hold the model's {self.coef_.shape[1]} features")
-        return SoftmaxModel(self.coef_, self.intercept_, self.classes_, Preprocessing(scale=float(scale),
-                            image_shape=shape), metadata=metadata)
+        preprocessing = Preprocessing(scale=float(scale), image_shape=shape)
+        return SoftmaxModel(self.coef_, self.intercept_, self.classes_, preprocessing, metadata=metadata)
 
     def to_onnx(self, **options):
         """The fitted model as an onnx.ModelProto (see export.py); its input "pixels" is float32, as given to fit."""

@@ -1,12 +1,11 @@
 """The run's matplotlib figures (weights.png, curves.png) drawn by a forked helper process, beside training.
 
-Importing matplotlib and drawing two figures costs about a second of CPU, more than training the default recipe.
-Training runs on one core (threads.py), so `train` forks this helper first: it imports matplotlib on the other core
-while the parent loads the data and trains, then draws the figures from the finished run while the parent writes
-the model and the animation. Only where fork is safe and cheap
-(Linux); elsewhere `start` returns None and the figures are drawn in the process itself. The request travels as a
-plain .npz file (no pickle) in the run's staging folder; an error comes back as one line, and a helper that
-outlives its use is killed.
+Importing matplotlib and drawing two figures costs about half a second of CPU, more than training the default
+recipe. Training runs on one core (threads.py), so `train` forks this helper first: it imports matplotlib on the
+other core while the parent loads the data and trains, then draws the figures from the finished run while the
+parent writes the model and the animation. Only where fork is safe and cheap (Linux); elsewhere `start` returns
+None and the figures are drawn in the process itself. The request travels as a plain .npz file (no pickle) in the
+run's staging folder; an error comes back as one line, and a helper that outlives its use is killed.
 """
 
 from __future__ import annotations
@@ -111,7 +110,9 @@ def _serve(requests: int, replies: int) -> None:
 
         with os.fdopen(requests, "rb") as stream:
             line = stream.readline().decode().strip()
-        code = _draw(Path(line)) if line else 0  # no line: the parent closed without a request
+        if line:  # no line: the parent closed without a request
+            _draw(Path(line))
+        code = 0
     except BaseException as exc:  # reported to the parent as one line; this process must not unwind into its code
         _tell(replies, exc)
     finally:
@@ -126,8 +127,8 @@ def _tell(replies: int, exc: BaseException) -> None:
         os.write(replies, f"{type(exc).__name__}: {exc}".encode())
 
 
-def _draw(request: Path) -> int:
-    """Draw the request's figures into its folder; 0 when written."""
+def _draw(request: Path) -> None:
+    """Draw the request's figures into its folder."""
     with np.load(request, allow_pickle=False) as data:
         history = {str(name): data[f"history_{name}"] for name in data["history_names"]}
         weights = None
@@ -135,7 +136,6 @@ def _draw(request: Path) -> int:
             names = [json.loads(str(name)) for name in data["class_names"]]
             weights = (data["coef"], tuple(int(v) for v in data["image_shape"]), names)
     draw_figures(request.parent, history, weights)
-    return 0
 
 
 def draw_figures(folder: Path, history: dict, weights: tuple | None) -> None:
