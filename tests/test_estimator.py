@@ -124,6 +124,9 @@ def test_saved_model_with_a_scale_predicts_from_raw_pixels(tmp_path):
     assert model.score(X, y) == clf.score(X / 16, y)
     with pytest.raises(UsageError, match="image_shape"):
         clf.to_model(image_shape=(8, 7))
+    for bad in (0.0, -1 / 16, float("nan"), float("inf")):  # a file its own loader would refuse is never made
+        with pytest.raises(UsageError, match="scale"):
+            clf.to_model(scale=bad)
 
 
 def test_saved_model_predicts_the_same(digits, tmp_path):

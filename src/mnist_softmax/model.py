@@ -194,6 +194,9 @@ def _score_all(X: np.ndarray, convert, W: np.ndarray, b: np.ndarray, each) -> No
                 job.result()
 
 
+SCALE_RANGE = (1e-10, 1e10)  # preprocessing scale: pixels times this must stay ordinary float32 numbers
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """What turns raw inputs into the model's features; stored with the model and applied by every prediction."""
@@ -221,6 +224,8 @@ class Preprocessing:
         return X
 
     def __post_init__(self):
+        if not SCALE_RANGE[0] <= self.scale <= SCALE_RANGE[1]:  # also refuses NaN
+            raise UsageError(f"scale must be a number from {SCALE_RANGE[0]:g} to {SCALE_RANGE[1]:g}, got {self.scale}")
         if self.deskew and not self.image_shape:
             raise UsageError("deskewing needs image data (an image shape)")
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ModelFileError, OutputError
 from .files import atomic_write
-from .model import Preprocessing, SoftmaxModel
+from .model import SCALE_RANGE, Preprocessing, SoftmaxModel
 
 FORMAT = "mnist-softmax-model"
 FORMAT_VERSION = 1
@@ -80,7 +80,6 @@ MAX_DEPTH = 16  # nesting of the metadata JSON
 MAX_SIDE = 1 << 16  # pixels along one side of the image shape
 MAX_WEIGHT = 1e30  # largest weight or bias in size (real ones are below 10)
 MAX_SCORE = 1e30  # largest class score an 8-bit image may reach (float32 ends at 3.4e38)
-SCALE_RANGE = (1e-10, 1e10)  # preprocessing scale: pixels times this must stay ordinary float32 numbers
 
 
 def load_model(path: str | Path) -> SoftmaxModel:
