@@ -208,3 +208,15 @@ def test_exif_orientation_is_applied(tmp_path, suffix):
     assert seen.shape == (60, 40) and as_stored.shape == (40, 60)
     np.testing.assert_allclose(seen, np.rot90(as_stored, -1), atol=0.05)  # turned clockwise: the block top-right
     assert seen[2:12, -12:-2].mean() < 0.2 and as_stored[2:12, 2:12].mean() < 0.2
+
+
+def test_unreadable_exif_leaves_the_image_readable(tmp_path):
+    """A PNG whose eXIf chunk is garbage is read as stored (the orientation cannot be known), not refused."""
+    from mnist_softmax.preprocess import load_pixels
+
+    stored = np.full((40, 60), 255, np.uint8)
+    stored[2:12, 2:22] = 0
+    path = tmp_path / "bad-exif.png"
+    Image.fromarray(stored).save(path, exif=b"Exif\x00\x00garbage-not-tiff")
+    seen, _ = load_pixels(path, photo=False)
+    np.testing.assert_allclose(seen, stored / 255, atol=1e-6)

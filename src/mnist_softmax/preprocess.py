@@ -8,6 +8,8 @@ file of any format, size or polarity.
 
 from __future__ import annotations
 
+import contextlib
+import struct
 import warnings
 from pathlib import Path
 
@@ -198,7 +200,8 @@ def load_pixels(path: str | Path, photo: bool | None = None):
             drafted = img.size != size
             img.load()  # a PNG's chunks after the image data (an eXIf among them) are read with it
             if img.format in _EXIF_FORMATS or "exif" in img.info:  # ImageOps.exif_transpose costs 45 us otherwise
-                img = ImageOps.exif_transpose(img)
+                with contextlib.suppress(SyntaxError, ValueError, OSError, struct.error):  # unreadable EXIF: as stored
+                    img = ImageOps.exif_transpose(img)
             if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
                 return _wide_grey(img), None, drafted
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
