@@ -16,6 +16,7 @@ from mnist_softmax import load_dataset, load_model
 from mnist_softmax.app import build_page, make_server, write_page
 from mnist_softmax.cli import main
 from mnist_softmax.errors import ExitCode
+from mnist_softmax.explain import colour_limit
 from mnist_softmax.preprocess import image_for_model
 
 
@@ -127,7 +128,7 @@ def test_evidence_sums_legends_and_one_heading(mnist_model, browser):
         limit = max(np.abs(x * model.coef[a]).max(), np.abs(x * (model.coef[a] - model.coef[b])).max())
         assert page.inner_text("#legend-max") == f"+{limit:.2f}"
         assert page.inner_text("#legend-min") == f"\u2212{limit:.2f}"
-    assert page.inner_text("#wlegend-max") == f"+{np.abs(model.coef).max():.2f}"
+    assert page.inner_text("#wlegend-max") == f"+{colour_limit(model.coef):.2f}"  # as weights.png
     from mnist_softmax.plots import percent
 
     top = max(state["probabilities"])

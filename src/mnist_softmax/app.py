@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .errors import UsageError
+from .explain import colour_limit
 from .files import atomic_write
 from .htmlpage import Page, document, render
 from .model import SoftmaxModel
@@ -46,6 +47,7 @@ def build_document(model: SoftmaxModel) -> Page:
     data = {
         "coef": base64.b64encode(np.ascontiguousarray(model.coef, dtype="<f4").tobytes()).decode(),
         "intercept": [float(v) for v in model.intercept],
+        "weight_limit": colour_limit(model.coef),  # the weight maps' colour scale, as in weights.png
         "classes": model.classes.tolist(),
         "class_names": [str(n) for n in model.class_names],
         "shape": list(shape),

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from .explain import colour_limit
+
 # ColorBrewer's RdBu, the colours matplotlib's "RdBu" interpolates: red (against) through white to blue (for).
 _RDBU = np.array([
     [103, 0, 31], [178, 24, 43], [214, 96, 77], [244, 165, 130], [253, 219, 199], [247, 247, 247],
@@ -80,10 +82,10 @@ def _shape_of(d: int, image_shape) -> tuple[int, int] | None:
 
 def weight_maps_html(coef: np.ndarray, shape, names) -> str:
     """Each class's weights as an image on one shared, symmetric colour scale, with the key."""
-    limit = float(np.abs(coef).max()) or 1.0
+    limit = colour_limit(coef)
     images = [signed_rgb(row.reshape(shape), limit) for row in np.asarray(coef)]
     key = (f"<div>weights as images: blue is evidence for the class, red against (shared scale, "
-           f"&plusmn;{limit:.3g})</div>")
+           f"&plusmn;{limit:.3g}; the few larger weights at full colour)</div>")
     return _panels(images, [str(n) for n in names], "weights of class") + key
 
 
@@ -94,7 +96,7 @@ def weights_grid_png(coef: np.ndarray, shape, columns: int = 5, gap: int = 2) ->
     rows = (k + columns - 1) // columns
     cols = min(columns, k)
     canvas = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
-    limit = float(np.abs(coef).max()) or 1.0
+    limit = colour_limit(coef)
     for c in range(k):
         r, q = divmod(c, columns)
         canvas[r * (h + gap): r * (h + gap) + h, q * (w + gap): q * (w + gap) + w] = signed_rgb(

@@ -371,7 +371,7 @@
   }
 
   // the ten weight maps, for reference
-  const weights = document.getElementById("weights"), wlim = limitOf(coef);
+  const weights = document.getElementById("weights"), wlim = M.weight_limit;
   showLimit("wlegend", wlim);
   names.forEach((name, c) => {
     const fig = document.createElement("figure"), cv = document.createElement("canvas");
