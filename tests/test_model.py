@@ -202,6 +202,41 @@ def test_curves_match_direct_evaluation():
     assert mixed_acc[0] == full_acc[0] == np.mean(y == 0)  # all tied: the first class is predicted, as argmax does
 
 
+def test_curves_measured_beside_sgd_equal_those_measured_after(monkeypatch):
+    """With a spare core a thread measures the curves while SGD runs: the history must be the one measured after
+    training, to the bit, for every snapshot (also those of the last, partial group), and the thread must end,
+    also when training fails."""
+    import threading
+
+    from mnist_softmax import solvers
+
+    X, y = problem()
+    recipe = get_recipe("default").with_overrides(steps=61, record="step")  # 62 snapshots: 7 groups of 8 and 6
+    runs = []
+    for background in (False, True, True):
+        monkeypatch.setattr(solvers, "spare_core", lambda background=background: background)
+        runs.append(solve(X, y, 4, recipe, np.random.default_rng(0), monitor={"validation": (X[:50], y[:50])}))
+    for run in runs[1:]:
+        assert set(run.history) == set(runs[0].history)
+        for name, values in runs[0].history.items():
+            assert len(values) == 62
+            np.testing.assert_array_equal(run.history[name], values)
+    loss, _ = curves_of(runs[0], X, y)
+    np.testing.assert_allclose(runs[0].history["train_loss"], loss, rtol=1e-5)
+    with pytest.raises(DivergenceError):
+        solve(X, y, 4, recipe.with_overrides(learning_rate=1e30), np.random.default_rng(0))
+    assert not [t for t in threading.enumerate() if t.name == "mnist-softmax-curves"]
+
+
+def curves_of(solution, X, y):
+    """Each snapshot's loss and accuracy on (X, y), one snapshot at a time."""
+    from mnist_softmax.metrics import curves
+
+    _, coefs, intercepts = solution.snapshots
+    pairs = [curves(c[None], i[None], X, y) for c, i in zip(coefs, intercepts)]
+    return np.array([p[0][0] for p in pairs]), np.array([p[1][0] for p in pairs])
+
+
 def test_averaging_returns_the_mean_of_the_last_iterates():
     X, y = problem(n=640)
     recipe = get_recipe("default").with_overrides(steps=40)

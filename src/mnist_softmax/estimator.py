@@ -33,7 +33,7 @@ def _blockwise(clf, method: str, X):
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """Multinomial logistic (softmax) regression trained by a named recipe.
 
-    Parameters left at None take the recipe's value: `recipe="default"` (momentum SGD, batch 256, 2.5 epochs,
+    Parameters left at None take the recipe's value: `recipe="default"` (momentum SGD, batch 256, 2.25 epochs,
     weights averaged over the last half, l2=1e-5, smooth=1e-4) reaches the linear model's best MNIST accuracy in well
     under a second; `"tutorial"` is TensorFlow's mnist_softmax.py (plain SGD, rate 0.5, batch 100, 1000 steps);
     `"optimal"` is Newton's method to tight tolerance on mean cross-entropy + (l2 / 2) ||W||^2, which equals

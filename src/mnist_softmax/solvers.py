@@ -9,7 +9,10 @@ that many record points cost little; the monitored sets (validation, test) are m
 
 from __future__ import annotations
 
+import contextlib
 import math
+import queue
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,11 +21,12 @@ from .errors import DivergenceError
 from .metrics import curves
 from .model import add_smoothness_gradient, image_grid, loss_and_grad
 from .recipes import Recipe
-from .threads import blas_threads, pass_threads
+from .threads import blas_threads, pass_threads, spare_core
 
 _CHUNK_ROWS = 8192
 _SAMPLE_ROWS = 4096
 CURVE_ROWS = 5000  # training rows the history's train curve is measured on (as many as the validation set)
+CURVE_GROUP = 8  # snapshots whose curves are measured together: per snapshot as fast as all of them at once
 
 
 @dataclass
@@ -89,17 +93,76 @@ def spread_sample(X, rows: int) -> np.ndarray:
 
 
 class _Recorder:
-    """Collects weight snapshots (as the plain model, logits = x W^T + b) at the recipe's record points."""
+    """Collects weight snapshots (as the plain model, logits = x W^T + b) at the recipe's record points, and has
+    their curves measured a group of CURVE_GROUP snapshots at a time by `measure`.
 
-    def __init__(self, mu):
-        self.mu = mu
-        self.steps, self.epochs, self.coefs, self.intercepts = [], [], [], []
+    With `background`, a thread measures each group as soon as it is complete, on a core the solver (one BLAS
+    thread) leaves free; numpy's products release the GIL. What is left is measured by `curves()` at the end.
+    The groups are fixed by snapshot index, so the curves are the same whichever thread measured them.
+    """
+
+    def __init__(self, mu, measure, background: bool = False):
+        self.mu, self.measure = mu, measure
+        self.steps: list[int] = []
+        self.epochs: list[float] = []
+        self.coefs: list[np.ndarray] = []
+        self.intercepts: list[np.ndarray] = []
+        self.results: dict[int, dict] = {}  # group start -> {set name: (loss, accuracy)}
+        self.claimed: set[int] = set()
+        self.lock = threading.Lock()
+        self.queue: queue.SimpleQueue | None = None
+        if background:
+            self.queue = queue.SimpleQueue()
+            self.worker = threading.Thread(target=self._work, args=(self.queue,), name="mnist-softmax-curves",
+                                           daemon=True)
+            self.worker.start()
 
     def __call__(self, step: int, epoch: float, W: np.ndarray, b: np.ndarray) -> None:
         self.steps.append(step)
         self.epochs.append(epoch)
         self.coefs.append(W.copy())
         self.intercepts.append(b.copy() if self.mu is None else b - W @ self.mu)
+        if self.queue is not None and len(self.coefs) % CURVE_GROUP == 0:
+            self.queue.put(len(self.coefs) - CURVE_GROUP)
+
+    def _measure(self, start: int) -> None:
+        with self.lock:
+            if start in self.claimed:
+                return
+            self.claimed.add(start)
+        end = start + CURVE_GROUP
+        self.results[start] = self.measure(np.stack(self.coefs[start:end]), np.stack(self.intercepts[start:end]))
+
+    def _work(self, jobs: queue.SimpleQueue) -> None:
+        while (start := jobs.get()) is not None:
+            with contextlib.suppress(Exception):  # measured again by curves(), where the error reaches the caller
+                self._measure(start)
+
+    def close(self) -> None:
+        """Let the background thread finish the group it is measuring, skip the others, and end."""
+        if self.queue is not None:
+            with self.lock:
+                self.claimed.update(range(0, len(self.coefs), CURVE_GROUP))
+            self.queue.put(None)
+            self.worker.join()
+            self.queue = None
+
+    def curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every snapshot's curves, {set name: (loss (s,), accuracy (s,))}, measuring the groups not yet measured."""
+        starts = range(0, len(self.coefs), CURVE_GROUP)
+        for start in starts:  # the background thread meanwhile finishes the one it has
+            self._measure(start)
+        self.close()
+        for start in starts:
+            if start not in self.results:  # the background thread failed on it
+                self.claimed.discard(start)
+                self._measure(start)
+        parts = [self.results[start] for start in starts]
+
+        def joined(name: str, i: int) -> np.ndarray:
+            return np.concatenate([part[name][i] for part in parts])
+
+        return {name: (joined(name, 0), joined(name, 1)) for name in parts[0]}
 
 
 def top_eigenvalue(X, mu=None, rows: int = 2048, iterations: int = 20, scale=None) -> float:
@@ -289,23 +352,35 @@ def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, tra
     grid = image_grid(Xf.shape[1], image_shape)
     # Any centre gives the same model; the mean of a sample conditions the problem as well as the full mean.
     mu = spread_sample(Xf, _SAMPLE_ROWS).mean(axis=0, dtype=np.float64).astype(np.float32) if recipe.center else None
-    recorder = _Recorder(mu)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        W, b, steps, rate = SOLVERS[recipe.solver](Xf, yf, n_classes, recipe, rng, mu, recorder, grid)
-    if recorder.steps[-1] != steps:
-        recorder(steps, recorder.epochs[-1], W, b)
-    coefs, intercepts = np.stack(recorder.coefs), np.stack(recorder.intercepts)
-    history = {"step": np.array(recorder.steps), "epoch": np.array(recorder.epochs)}
     sets = {"train": (spread_sample(Xf, CURVE_ROWS), spread_sample(yf, CURVE_ROWS), None)}
     sets.update({name: (*xy, transform) for name, xy in (monitor or {}).items()})
-    # Curves cost one product per chunk of a set for all snapshots; one thread unless the product is large.
-    flops = 2 * coefs.size * sum(len(v[1]) for v in sets.values())
-    with blas_threads(pass_threads() if flops > 4e9 else 1):
-        for name, (Xm, ym, t) in sets.items():
-            history[f"{name}_loss"], history[f"{name}_accuracy"] = curves(coefs, intercepts, Xm, ym, t)
-        if final_train:
-            loss, accuracy = curves(coefs[-1:], intercepts[-1:], Xf, yf)
-            final_train = (float(loss[0]), float(accuracy[0]))
+
+    def measure(coefs, intercepts):
+        return {name: curves(coefs, intercepts, Xm, ym, t) for name, (Xm, ym, t) in sets.items()}
+
+    # With a core to spare, SGD's curves are measured beside it (see _Recorder), every product on one BLAS thread
+    # so that the curves are the same to the bit whichever thread measures them and when.
+    background = recipe.solver == "sgd" and spare_core()
+    recorder = _Recorder(mu, measure, background)
+    try:
+        with blas_threads(1) if background else contextlib.nullcontext():
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                W, b, steps, rate = SOLVERS[recipe.solver](Xf, yf, n_classes, recipe, rng, mu, recorder, grid)
+            if recorder.steps[-1] != steps:
+                recorder(steps, recorder.epochs[-1], W, b)
+            coefs, intercepts = np.stack(recorder.coefs), np.stack(recorder.intercepts)
+            flops = 2 * coefs.size * sum(len(v[1]) for v in sets.values())
+            # the rest on one thread (the background thread still measuring), unless it is large and alone
+            with blas_threads(1 if background or flops <= 4e9 else pass_threads()):
+                if final_train:
+                    loss, accuracy = curves(coefs[-1:], intercepts[-1:], Xf, yf)
+                    final_train = (float(loss[0]), float(accuracy[0]))
+                measured = recorder.curves()
+    finally:
+        recorder.close()
+    history = {"step": np.array(recorder.steps), "epoch": np.array(recorder.epochs)}
+    for name, (loss, accuracy) in measured.items():
+        history[f"{name}_loss"], history[f"{name}_accuracy"] = loss, accuracy
     epochs = recorder.epochs[-1] if recipe.solver == "sgd" else float(steps)
     return Solution(W, b if mu is None else b - W @ mu, history, steps, epochs, rate,
                     (history["step"], coefs, intercepts), final_train or None)

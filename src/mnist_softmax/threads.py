@@ -36,3 +36,12 @@ def pass_threads() -> int | None:
     except (AttributeError, OSError):  # not on every system
         return 1
     return None if cores > 1 and load <= cores - 1 else 1
+
+
+def spare_core() -> bool:
+    """Whether this process may run on more than one core: then work beside a one-thread solver (its curves)
+    can run on another."""
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except AttributeError:  # not on every system
+        return (os.cpu_count() or 1) > 1
