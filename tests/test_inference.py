@@ -1,6 +1,8 @@
 """Prediction in chunks from raw pixels (model.py): the same logits, labels and errors as the plain path of features
 followed by one product, whatever the input's type, layout, size or number of classes."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -146,3 +148,24 @@ def test_predict_in_batches_answers_each_file_as_alone(digits_model, tmp_path, c
                 assert value == pytest.approx(batched[key], abs=2e-4)
             else:
                 assert value == batched[key], key
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux's runnable-task count")
+def test_a_neighbour_started_a_moment_ago_takes_the_spare_core():
+    """Whether a pass may use every core is judged from what runs now, not from the 1-minute load average, which
+    a process started a moment ago has hardly moved."""
+    import subprocess
+    import sys
+    import time
+
+    from mnist_softmax.threads import _others_running, pass_threads, spare_core
+
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 5\nwhile time.time() < t: pass"])
+    try:
+        time.sleep(0.3)
+        assert min(_others_running() for _ in range(5)) >= 1
+        if (os.cpu_count() or 1) <= 2:
+            assert not spare_core() and pass_threads() == 1
+    finally:
+        busy.kill()
+        busy.wait()

@@ -10,6 +10,7 @@ BLAS numpy was built with.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 
 _controller = None
@@ -27,21 +28,36 @@ def blas_threads(n: int | None):
     return _controller.limit(limits=n, user_api="blas")
 
 
-def pass_threads() -> int | None:
-    """Threads for a pass over a whole data set: every core (None) while the machine is otherwise idle (the
-    1-minute load average, which counts this process, at most the number of cores minus one), else one."""
-    cores = os.cpu_count() or 1
+def _others_running() -> float:
+    """How many threads of other processes are running or waiting for a core now: Linux's count of runnable
+    tasks (/proc/loadavg) less this process's own (its BLAS threads spin a while after a product), else the
+    1-minute load average less one, which lags a process started a moment ago."""
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on every system
-        return 1
-    return None if cores > 1 and load <= cores - 1 else 1
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/stat") as f:
+                own += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        return running - max(own, 1)
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0] - 1
+        except (AttributeError, OSError):  # not on every system
+            return math.inf
 
 
 def spare_core() -> bool:
-    """Whether this process may run on more than one core: then work beside a one-thread solver (its curves)
-    can run on another."""
+    """Whether a second core is free for this process now: it may run on more than one, and other processes'
+    threads leave at least one of the machine's cores idle besides this thread's."""
     try:
-        return len(os.sched_getaffinity(0)) > 1
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on every system
-        return (os.cpu_count() or 1) > 1
+        cores = os.cpu_count() or 1
+    return cores > 1 and _others_running() <= (os.cpu_count() or 1) - 2
+
+
+def pass_threads() -> int | None:
+    """Threads for a pass over a whole data set: every core (None) while the machine has a core to spare, else
+    one."""
+    return None if spare_core() else 1
