@@ -94,15 +94,15 @@ def spread_sample(X, rows: int) -> np.ndarray:
 
 class _Recorder:
     """Collects weight snapshots (as the plain model, logits = x W^T + b) at the recipe's record points, and has
-    their curves measured a group of CURVE_GROUP snapshots at a time by `measure`.
+    their curves measured a `group` of snapshots at a time by `measure`.
 
     With `background`, a thread measures each group as soon as it is complete, on a core the solver (one BLAS
     thread) leaves free; numpy's products release the GIL. What is left is measured by `curves()` at the end.
     The groups are fixed by snapshot index, so the curves are the same whichever thread measured them.
     """
 
-    def __init__(self, mu, measure, background: bool = False):
-        self.mu, self.measure = mu, measure
+    def __init__(self, mu, measure, background: bool = False, group: int = CURVE_GROUP):
+        self.mu, self.measure, self.group = mu, measure, group
         self.steps: list[int] = []
         self.epochs: list[float] = []
         self.coefs: list[np.ndarray] = []
@@ -122,15 +122,15 @@ class _Recorder:
         self.epochs.append(epoch)
         self.coefs.append(W.copy())
         self.intercepts.append(b.copy() if self.mu is None else b - W @ self.mu)
-        if self.queue is not None and len(self.coefs) % CURVE_GROUP == 0:
-            self.queue.put(len(self.coefs) - CURVE_GROUP)
+        if self.queue is not None and len(self.coefs) % self.group == 0:
+            self.queue.put(len(self.coefs) - self.group)
 
     def _measure(self, start: int) -> None:
         with self.lock:
             if start in self.claimed:
                 return
             self.claimed.add(start)
-        end = start + CURVE_GROUP
+        end = start + self.group
         self.results[start] = self.measure(np.stack(self.coefs[start:end]), np.stack(self.intercepts[start:end]))
 
     def _work(self, jobs: queue.SimpleQueue) -> None:
@@ -142,14 +142,14 @@ class _Recorder:
         """Let the background thread finish the group it is measuring, skip the others, and end."""
         if self.queue is not None:
             with self.lock:
-                self.claimed.update(range(0, len(self.coefs), CURVE_GROUP))
+                self.claimed.update(range(0, len(self.coefs), self.group))
             self.queue.put(None)
             self.worker.join()
             self.queue = None
 
     def curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Every snapshot's curves, {set name: (loss (s,), accuracy (s,))}, measuring the groups not yet measured."""
-        starts = range(0, len(self.coefs), CURVE_GROUP)
+        starts = range(0, len(self.coefs), self.group)
         for start in starts:  # the background thread meanwhile finishes the one it has
             self._measure(start)
         self.close()
@@ -197,6 +197,18 @@ def record_every(recipe: Recipe, total: int, batches: int) -> int:
     return max(1, round(total / recipe.record))
 
 
+def sgd_plan(recipe: Recipe, n: int) -> tuple[int, int, int, int]:
+    """SGD's batch size, batches per epoch, total steps and steps between record points, for n rows."""
+    B = min(recipe.batch_size, n)
+    batches = math.ceil(n / B)
+    if recipe.steps:
+        total = recipe.steps
+    else:
+        assert recipe.epochs is not None  # Recipe.check: a recipe has steps or epochs
+        total = max(1, round(recipe.epochs * batches), recipe.min_steps)
+    return B, batches, total, record_every(recipe, total, batches)
+
+
 def step_scales(X, mu, precondition: float):
     """Per-feature step sizes (d,) float32 for a diagonal preconditioner, or None when `precondition` is 0.
 
@@ -229,10 +241,7 @@ def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gri
     cancels much of the noise a constant learning rate leaves in the last iterate; snapshots record that mean.
     """
     n, d = X.shape
-    B = min(recipe.batch_size, n)
-    batches = math.ceil(n / B)
-    total = recipe.steps or max(1, round(recipe.epochs * batches), recipe.min_steps)
-    every = record_every(recipe, total, batches)
+    B, batches, total, every = sgd_plan(recipe, n)
     D = step_scales(X, mu, recipe.precondition)
     rate = recipe.learning_rate
     if recipe.lr_cap:
@@ -337,6 +346,14 @@ def newton(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, g
 SOLVERS = {"sgd": sgd, "newton": newton, "lbfgs": lbfgs}
 
 
+def _expected_snapshots(recipe: Recipe, n: int) -> int:
+    """How many snapshots a solver will record (at most; full-batch solvers may stop early)."""
+    if recipe.solver != "sgd":
+        return (recipe.steps or math.ceil(recipe.epochs or 1)) + 2
+    _, _, total, every = sgd_plan(recipe, n)
+    return total // every + 2
+
+
 def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, transform=None, monitor=None,
           image_shape=None, final_train=False):
     """Fit softmax regression to features transform(X) (n, d) and y (n,) class indices in [0, n_classes).
@@ -361,7 +378,9 @@ def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, tra
     # With a core to spare, SGD's curves are measured beside it (see _Recorder), every product on one BLAS thread
     # so that the curves are the same to the bit whichever thread measures them and when.
     background = recipe.solver == "sgd" and spare_core()
-    recorder = _Recorder(mu, measure, background)
+    # groups of at least CURVE_GROUP snapshots, at most a quarter of them (the tutorial's 1,001: long products)
+    group = max(CURVE_GROUP, math.ceil(_expected_snapshots(recipe, len(Xf)) / 4))
+    recorder = _Recorder(mu, measure, background, group)
     try:
         with blas_threads(1) if background else contextlib.nullcontext():
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
