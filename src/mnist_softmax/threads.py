@@ -35,16 +35,22 @@ def _others_running() -> float:
     try:
         with open("/proc/loadavg") as f:
             running = int(f.read().split()[3].split("/")[0])
-        own = 0
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/stat") as f:
-                own += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        own = sum(_task_state(task) == "R" for task in os.listdir("/proc/self/task"))
         return running - max(own, 1)
     except (OSError, ValueError, IndexError):
         try:
             return os.getloadavg()[0] - 1
         except (AttributeError, OSError):  # not on every system
             return math.inf
+
+
+def _task_state(task: str) -> str:
+    """One of this process's threads' state letter ("R": running), "" for one that has just ended."""
+    try:
+        with open(f"/proc/self/task/{task}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def spare_core() -> bool:
