@@ -183,3 +183,17 @@ def test_train_imports_no_scikit_learn(tiny, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.path.dirname(__file__)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.split()[-3:] == ["0", "False", "False"], out.stderr
+
+
+@pytest.mark.parametrize("argv, helped", [
+    (["train", "--lr", "0.1"], "mnist-softmax train --help"),
+    (["data", "info", "--zz"], "mnist-softmax data info --help"),
+    (["--zz"], "mnist-softmax --help"),
+])
+def test_an_unknown_option_points_to_its_commands_help(argv, helped, capsys):
+    """The help that lists the command's options, not the top level's list of commands."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unrecognized arguments" in err and f"(see '{helped}')" in err
