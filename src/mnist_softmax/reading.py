@@ -199,7 +199,6 @@ def _choose(model, units, height, shape, convention, is_photo):
     neighbouring units may be one digit, and each unit may be left out as a stray mark. The choice costs least
     where each digit looks most like a digit the model knows (its refusal score, refuse.py), is as tall as the
     line's digits, and the ink left out is small; found by dynamic programming over the units left to right."""
-    from .model import softmax
     from .refuse import score
     from .segment import merge_digits
 
@@ -229,8 +228,7 @@ def _choose(model, units, height, shape, convention, is_photo):
         return []
     images = np.stack(images)
     ratios = score(model.novelty, images) / max(model.novelty.threshold, 1e-12)
-    doubt = 1 - softmax(model.logits(images / np.float32(model.preprocessing.scale))
-                        / np.float32(model.temperature)).max(axis=1)
+    doubt = 1 - model.predict_proba(images / np.float32(model.preprocessing.scale)).max(axis=1)
     ending: dict[int, list] = {}
     for (i, j, merged, tall, gaps), ratio, unsure in zip(runs, ratios.tolist(), doubt.tolist()):
         cost = (min(ratio, CHOOSE_CAP) + CHOOSE_DOUBT * unsure + CHOOSE_SHORT * max(0.0, CHOOSE_TALL - tall / height)
@@ -272,8 +270,6 @@ def _turned(model, kept, inputs, proba, shape, convention, tilt: float = 0.0) ->
     (bench_read: about 2-5 points more numbers read exactly)."""
     from scipy import ndimage
 
-    from .model import softmax
-
     scale = np.float32(model.preprocessing.scale)
     angles = [*TURNS, *([tilt] if tilt else [])]
     total = proba.astype(np.float64)
@@ -282,7 +278,7 @@ def _turned(model, kept, inputs, proba, shape, convention, tilt: float = 0.0) ->
         for d, image in zip(kept, inputs):
             made = model_input(ndimage.rotate(d.ink, angle, order=1, reshape=True), shape, convention, True)
             turned.append(image if made is None else np.asarray(made, np.float32))
-        total += softmax(model.logits(np.stack(turned) / scale) / np.float32(model.temperature))
+        total += model.predict_proba(np.stack(turned) / scale)
     return (total / (1 + len(angles))).astype(proba.dtype)
 
 
@@ -297,7 +293,6 @@ class ReadDigit:
 
 def read_number(model, path) -> tuple[Ink, list[ReadDigit]]:
     """The digits written on a line in the image at `path`, left to right, each classified (calibrated)."""
-    from .model import softmax
     from .preprocess import convention_of
     from .segment import find_digits, line_units
 
@@ -320,7 +315,7 @@ def read_number(model, path) -> tuple[Ink, list[ReadDigit]]:
     if not kept:
         return ink, []
     raws = np.stack(inputs) / scale
-    proba = softmax(model.logits(raws) / np.float32(model.temperature))
+    proba = model.predict_proba(raws)
     if ink.is_photo and TURNS:
         proba = _turned(model, kept, inputs, proba, shape, convention, _tilt(kept))
     sy, sx = ink.scale
