@@ -36,6 +36,33 @@ def test_chunked_logits_equal_features_times_weights(k, n):
     np.testing.assert_array_equal(model.predict(X), model.classes[np.argmax(logits, axis=1)])
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 3, 700, 5000])
+def test_linear_scores_on_one_blas_thread_equal_the_plain_product(dtype, n, monkeypatch):
+    """The estimator's logits: chunked, on one BLAS thread (then, with a core to spare and many rows, split between
+    Python threads), the same as the plain product that would leave BLAS's threads spinning after it."""
+    from threadpoolctl import threadpool_info
+
+    from mnist_softmax.model import linear_scores
+
+    rng = np.random.default_rng(0)
+    X, W, b = rng.random((n, 784)).astype(dtype), rng.normal(0, 0.05, (10, 784)), rng.normal(0, 1, 10)
+    limits, score_rows = [], model_module._score_rows
+
+    def spy(*args):
+        limits.append([pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"])
+        return score_rows(*args)
+
+    monkeypatch.setattr(model_module, "_score_rows", spy)
+    monkeypatch.setattr(model_module, "_PARALLEL_ROWS", 1000)
+    monkeypatch.setattr("mnist_softmax.threads.pass_threads", lambda: None)  # as if the machine were idle
+    scores = linear_scores(X, W, b)
+    assert scores.shape == (n, 10) and scores.dtype == np.float32
+    np.testing.assert_allclose(scores, X.astype(np.float32) @ W.T.astype(np.float32) + b, rtol=1e-5, atol=1e-5)
+    assert limits and all(threads == [1] * len(threads) for threads in limits)
+    assert len(limits) == (1 if n < 1000 else os.cpu_count())
+
 @pytest.mark.parametrize("layout", ["float64", "float32 flat", "every other row", "fortran", "list", "bool"])
 def test_any_numeric_layout_gives_the_same_logits(layout):
     model, X = make_model(10), pixels(700)

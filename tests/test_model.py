@@ -228,6 +228,52 @@ def test_curves_measured_beside_sgd_equal_those_measured_after(monkeypatch):
     assert not [t for t in threading.enumerate() if t.name == "mnist-softmax-curves"]
 
 
+
+def test_sgd_batches_cover_every_row_once_an_epoch_in_chunks_that_stop_at_epoch_ends():
+    from mnist_softmax.solvers import _batch_rows
+
+    chunks = list(_batch_rows(np.random.default_rng(0), 1000, 64, 37, 4))  # 16 batches an epoch, the last of 40
+    assert [len(c) for c in chunks[:5]] == [256, 256, 256, 232, 256]  # four chunks and the epoch's end
+    batches = [b for c in chunks for b in np.split(c, range(64, len(c), 64))]
+    assert len(batches) == 37 and len(batches[15]) == 40
+    for epoch in (batches[:16], batches[16:32]):
+        assert sorted(np.concatenate(epoch)) == list(range(1000))
+    assert all((np.diff(b) > 0).all() for b in batches)  # ascending rows within a batch
+    assert not np.array_equal(np.concatenate(batches[:16]), np.concatenate(batches[16:32]))  # reshuffled
+
+
+def test_batches_gathered_ahead_by_a_thread_give_the_same_fit(monkeypatch):
+    """With a spare core a thread gathers SGD's batches a few at a time ahead of the solver: the fit must be the
+    same to the bit, an error in the thread must reach the caller, and the thread must end, also when training
+    fails."""
+    import threading
+
+    from mnist_softmax import solvers
+
+    X, y = problem(n=1000)
+    recipe = get_recipe("default").with_overrides(batch_size=64, steps=37)
+    fits = []
+    for background in (False, True):
+        monkeypatch.setattr(solvers, "spare_core", lambda background=background: background)
+        fits.append(solve(X, y, 4, recipe, np.random.default_rng(0)))
+    np.testing.assert_array_equal(fits[0].coef, fits[1].coef)
+    np.testing.assert_array_equal(fits[0].intercept, fits[1].intercept)
+    with pytest.raises(DivergenceError):
+        solve(X, y, 4, recipe.with_overrides(learning_rate=1e30), np.random.default_rng(0))
+    calls = []
+
+    def failing(X, rows, out):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise MemoryError("no memory for the batch")
+        return np.take(X, rows, axis=0, out=out)
+
+    monkeypatch.setattr(solvers, "gather", failing)
+    with pytest.raises(MemoryError, match="no memory for the batch"):
+        solve(X, y, 4, recipe, np.random.default_rng(0))
+    assert set(calls) == {"mnist-softmax-batches"}
+    assert not [t for t in threading.enumerate() if t.name.startswith("mnist-softmax")]
+
 def curves_of(solution, X, y):
     """Each snapshot's loss and accuracy on (X, y), one snapshot at a time."""
     from mnist_softmax.metrics import curves

@@ -14,7 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import UsageError
-from .model import Preprocessing, SoftmaxModel, binary_margin, log_softmax, softmax
+from .model import Preprocessing, SoftmaxModel, binary_margin, linear_scores, log_softmax, softmax
 from .recipes import get_recipe
 from .solvers import solve
 
@@ -177,7 +177,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
-        return X.astype(np.float32, copy=False) @ self.coef_.T + self.intercept_  # (n, k)
+        return linear_scores(X, self.coef_, self.intercept_)  # (n, k)
 
     def decision_function(self, X):
         """Class scores (logits), shape (n, k); for two classes, as scikit-learn does, the margin (n,)."""

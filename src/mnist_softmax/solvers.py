@@ -13,6 +13,7 @@ import contextlib
 import math
 import queue
 import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,8 @@ from .threads import blas_threads, pass_threads, spare_core
 _CHUNK_ROWS = 8192
 _SAMPLE_ROWS = 4096
 CURVE_ROWS = 5000  # training rows the history's train curve is measured on (as many as the validation set)
+_CHUNK_BATCHES = 4  # batches a prefetching thread gathers at a time
+_AHEAD = 3  # chunks it gathers ahead of the solver
 CURVE_GROUP = 8  # snapshots whose curves are measured together: per snapshot as fast as all of them at once
 
 
@@ -224,6 +227,85 @@ def step_scales(X, mu, precondition: float):
     return (inverse / inverse.min()).astype(np.float32)
 
 
+Chunks = Generator[tuple[np.ndarray, np.ndarray], None, None]  # (rows, float32 features) of a few batches
+
+
+def _batch_rows(rng: np.random.Generator, n: int, B: int, total: int, per_chunk: int) -> Iterator[np.ndarray]:
+    """The rows of SGD's `total` batches of B, `per_chunk` batches at a time (fewer at an epoch's end).
+
+    Each epoch visits the n rows in a new random order (random reshuffling, as the tutorial's next_batch does);
+    each batch's rows are sorted, since ascending rows read memory faster.
+    """
+    t = 0
+    while True:
+        order = rng.permutation(n)
+        whole = n // B * B
+        order[:whole].reshape(-1, B).sort(axis=1)
+        order[whole:].sort()
+        for start in range(0, n, B * per_chunk):
+            batches = min(per_chunk, total - t, math.ceil((n - start) / B))
+            yield order[start : start + B * batches]
+            t += batches
+            if t == total:
+                return
+
+
+def _batches(chunks: Iterator[tuple[np.ndarray, np.ndarray]], B: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Cut (rows, features) chunks into batches of B."""
+    for rows, features in chunks:
+        for start in range(0, len(rows), B):
+            yield rows[start : start + B], features[start : start + B]
+
+
+def _gathered(X, chunks: Iterator[np.ndarray], size: int) -> Chunks:
+    """(rows, float32 features) of each chunk of at most `size` rows, gathered when asked into one reused buffer,
+    where they are in cache for the step's products."""
+    buffer = np.empty((size, X.shape[1]), np.float32)
+    for rows in chunks:
+        yield rows, gather(X, rows, buffer[: len(rows)])
+
+
+def _prefetched(X, chunks: Iterator[np.ndarray], size: int) -> Chunks:
+    """The chunks of _gathered, gathered by a thread a few chunks ahead, on the core the solver leaves free.
+
+    A gather reads rows scattered over X, so it waits on memory more than on arithmetic (a third of an SGD step's
+    time on MNIST); done beside the step's products it costs the solver little. A chunk holds several batches
+    so that the thread takes Python's lock (which numpy's small operations hand to it) rarely. Each chunk has its
+    own buffer until the consumer asks for the next one.
+    """
+    buffers = np.empty((_AHEAD, size, X.shape[1]), np.float32)
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    full: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for rows in chunks:
+                slot = free.get()
+                if stop.is_set():
+                    return
+                full.put((slot, rows, gather(X, rows, buffers[slot][: len(rows)])))
+            full.put(None)
+        except BaseException as error:  # handed to the consumer, raised there
+            full.put(error)
+
+    for slot in range(_AHEAD):
+        free.put(slot)
+    worker = threading.Thread(target=work, name="mnist-softmax-batches", daemon=True)
+    worker.start()
+    try:
+        while (item := full.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            slot, rows, features = item
+            yield rows, features
+            free.put(slot)
+    finally:
+        stop.set()
+        free.put(0)
+        worker.join()
+
+
 def sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, grid) -> tuple:
     """Mini-batch SGD (see _sgd), its small products on one BLAS thread (see threads.py)."""
     with blas_threads(1):
@@ -234,9 +316,8 @@ def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gri
     """Mini-batch SGD with optional heavy-ball momentum, cosine decay and iterate averaging, from zero weights.
 
     Each epoch visits the rows of X (n, d) float32 (or ScaledPixels) in a new random order, a batch at a time
-    (random reshuffling, as the tutorial's next_batch does). A batch is gathered into a small reused buffer, which
-    costs less than a shuffled copy of X: no fresh memory the size of the data, and the batch is in cache for both
-    matrix products.
+    (see _batch_rows). A batch is gathered into a small reused buffer, which costs less than a shuffled copy of X:
+    no fresh memory the size of the data.
     With `recipe.average`, the model is the running mean of the iterates of the last steps (Polyak-Ruppert), which
     cancels much of the noise a constant learning rate leaves in the last iterate; snapshots record that mean.
     """
@@ -256,17 +337,17 @@ def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gri
     # Stable log-sum-exp keeps even absurd weights' loss finite, so "diverged" also means "exploded": a mean
     # cross-entropy 10,000 times that of the zero start, which no converging run comes near.
     explode = 1e4 * math.log(k)
-    buffer = np.empty((B, d), np.float32)
     momentum = np.float32(recipe.momentum)
-    t = 0
-    while t < total:
-        order = rng.permutation(n)
-        for start in range(0, n, B):
-            rows = np.sort(order[start : start + B])  # the same batch; ascending rows read memory faster
+    # the batches are gathered ahead by a thread when a core is free (see _prefetched)
+    if spare_core():
+        chunks = _prefetched(X, _batch_rows(rng, n, B, total, _CHUNK_BATCHES), B * _CHUNK_BATCHES)
+    else:
+        chunks = _gathered(X, _batch_rows(rng, n, B, total, 1), B)
+    with contextlib.closing(chunks):  # ends the gathering thread, also when SGD diverges
+        for t, (rows, batch) in enumerate(_batches(chunks, B), 1):
             lr = rate
             if recipe.schedule == "cosine":
-                lr *= 0.5 * (1 + math.cos(math.pi * t / total))
-            batch = gather(X, rows, buffer[: len(rows)])
+                lr *= 0.5 * (1 + math.cos(math.pi * (t - 1) / total))
             loss, gW, gb = loss_and_grad(W, b, batch, y[rows], recipe.l2, mu)  # (the penalty's value is not needed)
             if recipe.smooth:
                 add_smoothness_gradient(W, grid, recipe.smooth, gW)
@@ -274,7 +355,7 @@ def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gri
                 gW *= D
             if not loss < explode:  # also catches NaN
                 raise DivergenceError(
-                    f"training diverged at step {t + 1}: the loss is {loss:.3g}, up from {math.log(k):.3g} at the "
+                    f"training diverged at step {t}: the loss is {loss:.3g}, up from {math.log(k):.3g} at the "
                     f"start; lower the learning rate (now {rate:g})"
                 )
             gW *= np.float32(-lr)
@@ -284,7 +365,6 @@ def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gri
             vb -= np.float32(lr) * gb
             W += vW
             b += vb
-            t += 1
             if t > average_after:
                 averaged += 1
                 weight = np.float32(1 / averaged)
@@ -293,9 +373,7 @@ def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gri
                 model = (mean_W, mean_b)
             if t % every == 0 or t == total:
                 record(t, t / batches, *model)
-            if t == total:
-                break
-    return *model, t, rate
+    return *model, total, rate
 
 
 def lbfgs(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, grid) -> tuple:
