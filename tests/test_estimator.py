@@ -112,6 +112,27 @@ def test_non_finite_input_is_refused(digits):
         SoftmaxClassifier().fit(X, y_train)
 
 
+
+@pytest.mark.parametrize("scale", [1e4, 1e10, 1e14])
+def test_features_of_any_large_scale_train_as_well(digits, scale):
+    """The learning-rate cap follows the data's curvature, measured without overflow (x x^T of 1e10 is 1e20):
+    the same model, scaled, as on features of about 1."""
+    X_train, X_test, y_train, y_test = digits
+    base = SoftmaxClassifier(random_state=0).fit(X_train, y_train)
+    reference = SoftmaxClassifier(random_state=0).fit(X_train * 100, y_train)  # the cap binds from here on
+    large = SoftmaxClassifier(random_state=0).fit(X_train * scale, y_train)
+    assert large.learning_rate_ * scale**2 == pytest.approx(reference.learning_rate_ * 100**2, rel=1e-3)
+    assert large.score(X_test * scale, y_test) >= base.score(X_test, y_test) - 0.02
+
+
+@pytest.mark.parametrize("recipe", ["default", "optimal"])
+def test_features_too_large_for_float32_get_one_clear_error(digits, recipe):
+    X_train, _, y_train, _ = digits
+    with pytest.raises(UsageError, match=r"features as large as 1e\+20 are too large to train on"):
+        SoftmaxClassifier(recipe).fit(X_train * 1e20, y_train)
+    with pytest.raises(UsageError, match="too large"):
+        SoftmaxClassifier().partial_fit(X_train * -1e20, y_train, classes=np.arange(10))
+
 def test_saved_model_with_a_scale_predicts_from_raw_pixels(tmp_path):
     """fit on pixels / 16, saved with scale 1/16 and the image shape: the loaded model takes the raw 0-16 images."""
     from sklearn.datasets import load_digits

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DivergenceError
+from .errors import DivergenceError, UsageError
 from .metrics import curves
 from .model import add_smoothness_gradient, image_grid, loss_and_grad
 from .recipes import Recipe
@@ -26,6 +26,7 @@ from .threads import blas_threads, pass_threads, spare_core
 
 _CHUNK_ROWS = 8192
 _SAMPLE_ROWS = 4096
+LARGEST_FEATURE = 1e15  # squares of larger features, summed over hundreds of them, overflow float32
 CURVE_ROWS = 5000  # training rows the history's train curve is measured on (as many as the validation set)
 _CHUNK_BATCHES = 4  # batches a prefetching thread gathers at a time
 _AHEAD = 3  # chunks it gathers ahead of the solver
@@ -179,6 +180,13 @@ def top_eigenvalue(X, mu=None, rows: int = 2048, iterations: int = 20, scale=Non
         sample = sample - mu
     if scale is not None:
         sample = sample * scale
+    # Iterate on the sample over a power of two near its largest value (an exact scaling), so that features of
+    # any size neither overflow float32 (x x^T of 1e10 would) nor vanish; the eigenvalue is scaled back in float64.
+    largest = float(np.abs(sample).max()) if sample.size else 0.0
+    if largest == 0:
+        return 0.0
+    power = 2.0 ** math.floor(math.log2(largest))
+    sample *= np.float32(1 / power)
     v = np.random.default_rng(0).standard_normal(int(sample.shape[1])).astype(np.float32)
     value = 0.0
     for _ in range(iterations):
@@ -187,7 +195,7 @@ def top_eigenvalue(X, mu=None, rows: int = 2048, iterations: int = 20, scale=Non
         if value == 0:
             return 0.0
         v = w / value
-    return value
+    return value * power * power
 
 
 def record_every(recipe: Recipe, total: int, batches: int) -> int:
@@ -228,6 +236,27 @@ def step_scales(X, mu, precondition: float):
 
 
 Chunks = Generator[tuple[np.ndarray, np.ndarray], None, None]  # (rows, float32 features) of a few batches
+
+
+def check_magnitude(X) -> None:
+    """Raise UsageError if features (n, d) are so large that float32 training overflows (judged on a sample)."""
+    if isinstance(X, ScaledPixels):  # 8-bit pixels times a checked scale are never that large
+        return
+    sample = spread_sample(X, _SAMPLE_ROWS)
+    largest = float(max(np.max(sample, initial=0), -np.min(sample, initial=0)))
+    if largest > LARGEST_FEATURE:
+        raise UsageError(f"features as large as {largest:.3g} are too large to train on in float32; scale them to "
+                         f"about 1 (for example divide them by {largest:.3g})")
+
+
+def step_sizes(X, mu, recipe: Recipe) -> tuple[np.ndarray | None, float]:
+    """SGD's per-feature step scales (see step_scales) and its learning rate: the recipe's, capped by
+    `recipe.lr_cap` over the data's curvature (see top_eigenvalue), so that data of any scale trains."""
+    D = step_scales(X, mu, recipe.precondition)
+    rate = recipe.learning_rate
+    if recipe.lr_cap:
+        rate = min(rate, recipe.lr_cap / max(top_eigenvalue(X, mu, scale=None if D is None else np.sqrt(D)), 1e-12))
+    return D, rate
 
 
 def _batch_rows(rng: np.random.Generator, n: int, B: int, total: int, per_chunk: int) -> Iterator[np.ndarray]:
@@ -323,10 +352,7 @@ def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gri
     """
     n, d = X.shape
     B, batches, total, every = sgd_plan(recipe, n)
-    D = step_scales(X, mu, recipe.precondition)
-    rate = recipe.learning_rate
-    if recipe.lr_cap:
-        rate = min(rate, recipe.lr_cap / max(top_eigenvalue(X, mu, scale=None if D is None else np.sqrt(D)), 1e-12))
+    D, rate = step_sizes(X, mu, recipe)
     W = np.zeros((k, d), np.float32)
     b = np.zeros(k, np.float32)
     vW, vb = np.zeros_like(W), np.zeros_like(b)
@@ -443,6 +469,7 @@ def solve(X, y, n_classes: int, recipe: Recipe, rng: np.random.Generator, *, tra
     Returns a Solution with the plain-model weights, the history and the snapshots.
     """
     Xf = as_features(X, transform)
+    check_magnitude(Xf)
     yf = np.asarray(y).astype(np.intp)
     grid = image_grid(Xf.shape[1], image_shape)
     # Any centre gives the same model; the mean of a sample conditions the problem as well as the full mean.

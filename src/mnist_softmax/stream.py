@@ -91,18 +91,15 @@ class StreamState:
     def start(cls, X, k: int, recipe: Recipe, rng: np.random.Generator, coef=None, intercept=None) -> StreamState:
         """A fresh state for k classes, centred and rate-capped from the first block X (n, d) float32; from zero
         weights, or from a plain model (coef, intercept) to continue training it."""
-        from .solvers import spread_sample, step_scales, top_eigenvalue
+        from .solvers import check_magnitude, spread_sample, step_sizes
 
         check_streamable(recipe)
+        check_magnitude(X)
         d = X.shape[1]
         mu = None
         if recipe.center:
             mu = spread_sample(X, _SAMPLE_ROWS).mean(axis=0, dtype=np.float64).astype(np.float32)
-        scales = step_scales(X, mu, getattr(recipe, "precondition", 0.0))
-        rate = recipe.learning_rate
-        if recipe.lr_cap:
-            curvature = top_eigenvalue(X, mu, scale=None if scales is None else np.sqrt(scales))
-            rate = min(rate, recipe.lr_cap / max(curvature, 1e-12))
+        scales, rate = step_sizes(X, mu, recipe)
         W = np.zeros((k, d), np.float32) if coef is None else np.array(coef, np.float32)
         b = np.zeros(k, np.float32) if intercept is None else np.array(intercept, np.float32)
         if mu is not None:
