@@ -368,10 +368,13 @@ def _three_class_folder(folder):
     return folder
 
 
+WIDE_NAMES = tuple(chr(0x754C + i) * 100 for i in range(3))  # 300 bytes each in UTF-8
+
+
 @pytest.mark.parametrize("content, names", [
     (b"a\nb\nc\n" + b"x" * (64 << 20), ("a", "b", "c")),  # only what three names need is read
     (b"a\nb\nc\nd" + "\u00e9".encode() * 40_000, ("a", "b", "c")),  # the cut falls inside a character
-    ("\n".join("\u754c" * 100 for _ in range(3)).encode(), ("\u754c" * 100,) * 3),  # 300-byte names
+    ("\n".join(WIDE_NAMES).encode(), WIDE_NAMES),
     ("a\u2028b\r\n\n  c \n\x0bd\n".encode(), ("a\u2028b", "c", "d")),  # only \n ends a line
 ])
 def test_classes_txt_reads_names_not_more(tmp_path, content, names):
@@ -396,6 +399,7 @@ def test_classes_txt_reads_names_not_more(tmp_path, content, names):
     (lambda p: p.write_bytes(b"x" * (1 << 20)), "expected at least 3 class names"),
     (lambda p: p.write_bytes(b"a\nb\x1b[31m\nc\n"), r"class name 'b\\x1b\[31m' holds a control character"),
     (lambda p: p.write_bytes(b"a\x00z\nb\nc\n"), "holds a control character"),
+    (lambda p: p.write_text("shirt\ncoat\n shirt \n"), "class name 'shirt' is given twice"),
 ])
 def test_a_classes_txt_that_is_not_a_text_file_is_one_clear_error(tmp_path, make, message):
     folder = _three_class_folder(tmp_path / "three")

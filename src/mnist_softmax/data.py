@@ -465,6 +465,9 @@ def _class_names(folder: Path, k: int) -> tuple[str, ...]:
     bad = next((n for n in names[:k] if any(unicodedata.category(c) == "Cc" for c in n)), None)
     if bad is not None:  # NUL, ESC, DEL...: no font draws them and a terminal obeys them
         raise DataFormatError(f"{path}: class name {bad!r} holds a control character")
+    twice = next((n for i, n in enumerate(names[:k]) if n in names[:i]), None)
+    if twice is not None:  # an answer naming it could be either class
+        raise DataFormatError(f"{path}: class name {twice!r} is given twice; each class needs a name of its own")
     return tuple(names[:k])
 
 
