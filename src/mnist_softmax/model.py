@@ -194,7 +194,6 @@ def _score_all(X: np.ndarray, convert, W: np.ndarray, b: np.ndarray, each) -> No
                 job.result()
 
 
-
 def linear_scores(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     """X W^T + b (n, k) float32 for finite features X (n, d), by _score_all: a product on all cores leaves BLAS's
     threads spinning a tenth of a second after it, a core taken from whatever runs next (a fit, another program)
@@ -206,6 +205,7 @@ def linear_scores(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     _score_all(X, _pixels_converter(True), np.asarray(W, np.float32).T, np.asarray(b, np.float32), store)
     return out
+
 
 SCALE_RANGE = (1e-10, 1e10)  # preprocessing scale: pixels times this must stay ordinary float32 numbers
 
