@@ -274,6 +274,25 @@ def test_batches_gathered_ahead_by_a_thread_give_the_same_fit(monkeypatch):
     assert set(calls) == {"mnist-softmax-batches"}
     assert not [t for t in threading.enumerate() if t.name.startswith("mnist-softmax")]
 
+
+def test_batches_too_wide_to_hold_several_of_are_gathered_when_asked(monkeypatch):
+    """A batch of 64 rows of 40,000 features is 10 MB: no thread gathers three chunks of them ahead."""
+    import threading
+
+    from mnist_softmax import solvers
+
+    X, y = problem(n=300, d=40_000)
+    names = []
+
+    def spy(X, rows, out):
+        names.append(threading.current_thread().name)
+        return np.take(X, rows, axis=0, out=out)
+
+    monkeypatch.setattr(solvers, "spare_core", lambda: True)
+    monkeypatch.setattr(solvers, "gather", spy)
+    solve(X, y, 4, get_recipe("default").with_overrides(batch_size=64, steps=3), np.random.default_rng(0))
+    assert names == ["MainThread"] * 3
+
 def curves_of(solution, X, y):
     """Each snapshot's loss and accuracy on (X, y), one snapshot at a time."""
     from mnist_softmax.metrics import curves

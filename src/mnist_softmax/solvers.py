@@ -28,7 +28,8 @@ _CHUNK_ROWS = 8192
 _SAMPLE_ROWS = 4096
 LARGEST_FEATURE = 1e15  # squares of larger features, summed over hundreds of them, overflow float32
 CURVE_ROWS = 5000  # training rows the history's train curve is measured on (as many as the validation set)
-_CHUNK_BATCHES = 4  # batches a prefetching thread gathers at a time
+_CHUNK_BATCHES = 4  # batches a prefetching thread gathers at a time (MNIST's: 3.2 MB of float32)...
+_CHUNK_BYTES = 8 << 20  # ... at most this much
 _AHEAD = 3  # chunks it gathers ahead of the solver
 CURVE_GROUP = 8  # snapshots whose curves are measured together: per snapshot as fast as all of them at once
 
@@ -364,9 +365,11 @@ def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gri
     # cross-entropy 10,000 times that of the zero start, which no converging run comes near.
     explode = 1e4 * math.log(k)
     momentum = np.float32(recipe.momentum)
-    # the batches are gathered ahead by a thread when a core is free (see _prefetched)
-    if spare_core():
-        chunks = _prefetched(X, _batch_rows(rng, n, B, total, _CHUNK_BATCHES), B * _CHUNK_BATCHES)
+    # the batches are gathered ahead by a thread when a core is free (see _prefetched) and they are not so wide
+    # that holding a few more of them would cost much memory
+    per_chunk = min(_CHUNK_BATCHES, _CHUNK_BYTES // (4 * B * d))
+    if per_chunk and spare_core():
+        chunks = _prefetched(X, _batch_rows(rng, n, B, total, per_chunk), B * per_chunk)
     else:
         chunks = _gathered(X, _batch_rows(rng, n, B, total, 1), B)
     with contextlib.closing(chunks):  # ends the gathering thread, also when SGD diverges
