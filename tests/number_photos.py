@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
-from photos import INKS, PENS, _blend, _light, _paper, _stray_marks, digit_coverage
+from photos import INKS, PENS, _blend, _paper, _stray_marks, camera, digit_coverage
 
 
 def photograph_number(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -43,17 +43,7 @@ def photograph_number(digits: np.ndarray, rng: np.random.Generator) -> Image.Ima
         left += w + (gaps[i] if i < n - 1 else 0)
     box = (min(b[0] for b in boxes), boxes[0][1], max(b[2] for b in boxes), boxes[-1][3])
     _stray_marks(page, box, rng, unit)
-    sheet = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8), "RGB")
-    angle = np.deg2rad(rng.uniform(-8, 8))
-    corners = np.array([[-1, -1], [-1, 1], [1, 1], [1, -1]], np.float64) * [out_w / 2, out_h / 2]
-    corners += rng.uniform(-0.03, 0.03, (4, 2)) * [out_w, out_h]
-    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    quad = corners @ rot.T + [W / 2, H / 2]
-    photo = sheet.transform((out_w, out_h), Image.Transform.QUAD, tuple(quad.ravel()), Image.Resampling.BILINEAR)
-    pixels = np.asarray(photo, np.float32) * _light(out_h, out_w, rng)
-    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).filter(
-        ImageFilter.GaussianBlur(rng.uniform(0.4, 1.5) * unit))
-    pixels = np.asarray(photo, np.float32) + rng.normal(0, rng.uniform(1.5, 5), (out_h, out_w, 1))
+    pixels = camera(page, out_w, out_h, rng, unit) + rng.normal(0, rng.uniform(1.5, 5), (out_h, out_w, 1))
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 

@@ -162,8 +162,16 @@ def photograph(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     colour = (80, 80, 85) if pen == "pencil" else INKS[rng.choice(list(INKS))]
     _blend(page, cover, np.asarray(colour) + rng.normal(0, 8, 3), top, left)
     _stray_marks(page, (top, left, top + h, left + w), rng, unit)
+    pixels = camera(page, out_w, out_h, rng, unit)
+    pixels += np.float32(rng.uniform(1.5, 5)) * rng.standard_normal((out_h, out_w, 1), dtype=np.float32)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def camera(page: np.ndarray, out_w: int, out_h: int, rng: np.random.Generator, unit: float) -> np.ndarray:
+    """A photo (out_h, out_w, 3) float32 of the middle of the sheet `page`: turned up to 8 degrees, each corner
+    moved up to 3% (perspective), then uneven light and focus (the caller adds the sensor's noise)."""
+    H, W = page.shape[:2]
     sheet = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8), "RGB")
-    # The camera: turned up to 8 degrees, each corner moved up to 3% (perspective), then light, focus and noise.
     angle = np.deg2rad(rng.uniform(-8, 8))
     corners = np.array([[-1, -1], [-1, 1], [1, 1], [1, -1]], np.float64) * [out_w / 2, out_h / 2]  # UL LL LR UR
     corners += rng.uniform(-0.03, 0.03, (4, 2)) * [out_w, out_h]
@@ -173,9 +181,7 @@ def photograph(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     pixels = np.asarray(photo, np.float32) * _light(out_h, out_w, rng)
     photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).filter(
         ImageFilter.GaussianBlur(rng.uniform(0.4, 1.5) * unit))
-    pixels = np.asarray(photo, np.float32)
-    pixels += np.float32(rng.uniform(1.5, 5)) * rng.standard_normal((out_h, out_w, 1), dtype=np.float32)
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    return np.asarray(photo, np.float32)
 
 
 def write_photos(digits: np.ndarray, folder: Path, seed: int = 0) -> list[Path]:
