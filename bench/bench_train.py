@@ -101,6 +101,9 @@ CPU = {}  # name -> CPU seconds of this process, per call: steadier than wall ti
 
 
 def wall(fn, name=None):
+    # BLAS threads spin for about 0.1 s after a multi-threaded product (a peer's accuracy, scikit-learn's score):
+    # let them go to sleep first, so that no peer's time includes the previous one's spinning threads
+    time.sleep(0.25)
     start, cpu = time.perf_counter(), time.process_time()
     result = fn()
     if name:
