@@ -1,5 +1,6 @@
 """SoftmaxClassifier as a scikit-learn citizen, and models saved from it."""
 
+import os
 import re
 import subprocess
 import sys
@@ -164,7 +165,21 @@ def test_saved_model_predicts_the_same(digits, tmp_path):
     assert model.metadata["hyperparameters"]["name"] == "default"
 
 
-def test_importing_the_package_does_not_import_scikit_learn():
-    code = "import sys, mnist_softmax; print('sklearn' in sys.modules, 'scipy' in sys.modules)"
+def test_importing_the_package_does_not_import_scikit_learn_or_numpy():
+    code = "import sys, mnist_softmax; print('sklearn' in sys.modules, 'scipy' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert out.split() == ["False", "False", "False"]
+    code = "import mnist_softmax; print(mnist_softmax.load_dataset.__module__, mnist_softmax.SoftmaxModel.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["mnist_softmax.data", "SoftmaxModel"]  # each name found on first use
+
+
+@pytest.mark.parametrize("given, used", [(None, "20"), ("25", "25")])
+def test_the_command_lets_idle_blas_threads_sleep_before_numpy_loads_blas(given, used):
+    """Idle OpenBLAS threads spin 0.1 s of a core at start-up and after every multi-threaded product unless told
+    otherwise before numpy loads; the command tells them (a value the user set wins)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"} | (
+        {"OPENBLAS_THREAD_TIMEOUT": given} if given else {})
+    code = "import os, sys, mnist_softmax.cli; print('numpy' in sys.modules, os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.split() == ["False", used]

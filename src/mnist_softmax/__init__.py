@@ -2,17 +2,41 @@
 
 The public API: `load_dataset`, `SoftmaxClassifier` (scikit-learn compatible; importing it imports scikit-learn),
 `SoftmaxModel`, `load_model` and `save_model`, and the `RECIPES` and `DATASETS` tables.
+
+Each name is imported on first use, so `import mnist_softmax` loads neither numpy nor scikit-learn: the command
+line tool (cli.py) configures BLAS before numpy loads it.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-from .data import Dataset, load_dataset
-from .datasets import DATASETS, DatasetSpec
-from .errors import MnistSoftmaxError
-from .model import Preprocessing, SoftmaxModel
-from .modelfile import load_model, save_model
-from .recipes import RECIPES, Recipe
+if TYPE_CHECKING:
+    from .data import Dataset, load_dataset
+    from .datasets import DATASETS, DatasetSpec
+    from .errors import MnistSoftmaxError
+    from .estimator import SoftmaxClassifier
+    from .model import Preprocessing, SoftmaxModel
+    from .modelfile import load_model, save_model
+    from .recipes import RECIPES, Recipe
 
+_HOMES = {
+    "DATASETS": "datasets",
+    "RECIPES": "recipes",
+    "Dataset": "data",
+    "DatasetSpec": "datasets",
+    "MnistSoftmaxError": "errors",
+    "Preprocessing": "model",
+    "Recipe": "recipes",
+    "SoftmaxClassifier": "estimator",
+    "SoftmaxModel": "model",
+    "load_dataset": "data",
+    "load_model": "modelfile",
+    "save_model": "modelfile",
+}
 __all__ = [
     "DATASETS",
     "RECIPES",
@@ -29,9 +53,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name == "SoftmaxClassifier":  # imported on first use, so `import mnist_softmax` stays free of scikit-learn
-        from .estimator import SoftmaxClassifier
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'mnist_softmax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
 
-        return SoftmaxClassifier
-    raise AttributeError(f"module 'mnist_softmax' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

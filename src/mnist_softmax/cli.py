@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,11 @@ from typing import Any
 
 from . import __version__
 from .errors import ExitCode, MnistSoftmaxError, UsageError
+
+# Idle BLAS threads spin for 2^28 cycles (about 0.1 s) before they sleep: when numpy loads OpenBLAS and after every
+# multi-threaded product, a core taken from whatever else runs. The tool's process is its own, so it asks for 2^20
+# cycles before anything loads numpy (OpenBLAS reads this once); the library leaves its callers' processes alone.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 
 EPILOG = (
     "exit codes: 0 ok, 1 internal error, 2 usage, 3 data missing or invalid, 4 download failed, 5 bad model file, "
