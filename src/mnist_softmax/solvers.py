@@ -346,8 +346,8 @@ def _sgd(X, y, k: int, recipe: Recipe, rng: np.random.Generator, mu, record, gri
     """Mini-batch SGD with optional heavy-ball momentum, cosine decay and iterate averaging, from zero weights.
 
     Each epoch visits the rows of X (n, d) float32 (or ScaledPixels) in a new random order, a batch at a time
-    (see _batch_rows). A batch is gathered into a small reused buffer, which costs less than a shuffled copy of X:
-    no fresh memory the size of the data.
+    (see _batch_rows). Batches are gathered into small reused buffers (see _gathered and _prefetched), which cost
+    less than a shuffled copy of X: no fresh memory the size of the data.
     With `recipe.average`, the model is the running mean of the iterates of the last steps (Polyak-Ruppert), which
     cancels much of the noise a constant learning rate leaves in the last iterate; snapshots record that mean.
     """
